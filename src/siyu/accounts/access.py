@@ -1,0 +1,43 @@
+"""Who may do what: building the Actor for a request and checking the permission matrix."""
+
+from django.http import HttpRequest
+
+from siyu.accounts.models import ApiKey, Membership, Staff
+from siyu.accounts.permissions import has_perm
+from siyu.core.audit import Actor
+from siyu.core.errors import NotFound, PermissionDenied
+from siyu.core.models import Workspace
+
+
+def client_ip(request: HttpRequest) -> str | None:
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def membership_for(staff: Staff, workspace: Workspace) -> Membership | None:
+    if not staff.is_authenticated or not staff.is_active:
+        return None
+    return Membership.objects.filter(workspace=workspace, staff=staff).first()
+
+
+def staff_actor(request: HttpRequest, workspace: Workspace) -> Actor:
+    """The actor for a console request; a non-member gets 404, never a hint it exists."""
+    membership = membership_for(request.user, workspace)
+    if membership is None:
+        raise NotFound("workspace not found")
+    return Actor(user=request.user, label=request.user.email, role=membership.role,
+                 ip=client_ip(request))
+
+
+def key_actor(request: HttpRequest, key: ApiKey) -> Actor:
+    return Actor(user=None, label=f"api-key:{key.prefix}", role=key.role, ip=client_ip(request),
+                 api_key_id=key.pk)
+
+
+def can(actor: Actor, perm: str) -> bool:
+    return has_perm(actor.role, perm)
+
+
+def require(actor: Actor, perm: str) -> None:
+    if not can(actor, perm):
+        raise PermissionDenied(f"your role ({actor.role}) may not {perm}",
+                               details={"permission": perm})

@@ -1,0 +1,21 @@
+"""The REST API: /api/v1/..., docs at /api/docs, schema at /api/openapi.json."""
+
+from ninja import NinjaAPI
+
+from siyu.contacts.api import attributes_router, contacts_router, tags_router
+from siyu.core.api import ApiKeyAuth, install_error_handlers
+
+api = NinjaAPI(
+    title="siyu API",
+    version="1",
+    description="REST API of siyu (私域). Authenticate with `Authorization: Bearer <API key>`; "
+    "errors are `{code, message, details}` and name the offending field.",
+    urls_namespace="api",
+    docs_url="/docs",
+    openapi_url="/openapi.json",
+    auth=ApiKeyAuth(),
+)
+install_error_handlers(api)
+api.add_router("/v1/contacts", contacts_router)
+api.add_router("/v1/tags", tags_router)
+api.add_router("/v1/attributes", attributes_router)

@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class ContactsConfig(AppConfig):
+    name = "siyu.contacts"
+    label = "contacts"
+    verbose_name = "customer pool"

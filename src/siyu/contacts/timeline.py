@@ -1,0 +1,52 @@
+"""Timeline rows: one per action on a contact, written in the action's transaction."""
+
+from collections.abc import Iterable
+from typing import Any
+
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from siyu.contacts.models import Contact, TimelineEntry
+from siyu.core.audit import Actor
+
+
+def timeline_add(contact: Contact, kind: str, actor: Actor, **data: Any) -> TimelineEntry:
+    return TimelineEntry.objects.create(
+        workspace_id=contact.workspace_id, contact=contact, kind=kind, data=data,
+        actor_label=actor.label,
+    )
+
+
+def timeline_add_many(
+    workspace_id: int, contact_ids: Iterable[int], kind: str, actor: Actor, **data: Any
+) -> int:
+    now = timezone.now()
+    rows = [
+        TimelineEntry(workspace_id=workspace_id, contact_id=cid, kind=kind, data=data,
+                      actor_label=actor.label, created_at=now)
+        for cid in contact_ids
+    ]
+    TimelineEntry.objects.bulk_create(rows, batch_size=2000)
+    return len(rows)
+
+
+def describe(entry: TimelineEntry) -> str:
+    """A one-line, translated description of a timeline row for the console."""
+    d = entry.data
+    texts = {
+        "created": lambda: _("Contact created (source: %(source)s)") % {"source": d.get("source") or "-"},
+        "updated": lambda: _("Profile updated: %(fields)s") % {"fields": ", ".join(d.get("fields", []))},
+        "tag_added": lambda: _("Tag added: %(tags)s") % {"tags": "、".join(d.get("tags", []))},
+        "tag_removed": lambda: _("Tag removed: %(tags)s") % {"tags": "、".join(d.get("tags", []))},
+        "identity_added": lambda: _("Identity added: %(kind)s %(value)s") % d,
+        "identity_removed": lambda: _("Identity removed: %(kind)s %(value)s") % d,
+        "consent": lambda: _("Consent %(status)s for %(channel)s (%(source)s)") % d,
+        "owner_changed": lambda: _("Owner changed to %(owner)s") % {"owner": d.get("owner") or "-"},
+        "merged": lambda: _("Merged contact #%(other_id)s (%(other_name)s) into this one") % d,
+        "pii_revealed": lambda: _("%(kind)s revealed") % d,
+    }
+    render = texts.get(entry.kind)
+    try:
+        return render() if render else entry.kind
+    except (KeyError, TypeError):
+        return entry.kind

@@ -1,0 +1,40 @@
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from siyu.accounts import actions
+from siyu.accounts.models import Membership, Staff
+from siyu.accounts.permissions import Role
+from siyu.core.audit import Actor
+from siyu.core.errors import SiyuError
+from siyu.core.models import Workspace
+
+
+class Command(BaseCommand):
+    help = "Create (or update) a staff login with a role in a workspace, non-interactively."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--email", required=True)
+        parser.add_argument("--password", required=True)
+        parser.add_argument("--workspace", required=True, help="workspace slug (created if new)")
+        parser.add_argument("--role", default=Role.OWNER, choices=Role.values)
+        parser.add_argument("--name", default="")
+        parser.add_argument("--workspace-name", default="")
+
+    @transaction.atomic
+    def handle(self, *args, email, password, workspace, role, name, workspace_name, **options):
+        actor = Actor.system("cli:createadmin")
+        try:
+            ws = Workspace.objects.filter(slug=workspace).first() or actions.workspace_create(
+                name=workspace_name or workspace, slug=workspace, actor=actor)
+            staff = Staff.objects.filter(email__iexact=email).first()
+            membership = Membership.objects.filter(workspace=ws, staff=staff).first()
+            if membership is None:
+                actions.staff_add(workspace=ws, actor=actor, email=email, role=role, name=name,
+                                  password=password)
+            else:
+                staff.set_password(password)
+                staff.save(update_fields=["password"])
+                actions.staff_set_role(workspace=ws, actor=actor, membership=membership, role=role)
+        except SiyuError as exc:
+            raise CommandError(exc.message) from exc
+        self.stdout.write(f"{email} is {role} of workspace {ws.slug}")

@@ -1,0 +1,51 @@
+import os
+import socket
+import threading
+
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+from django.db import close_old_connections, connection
+from django.utils import timezone
+from django.utils.crypto import get_random_string
+
+from siyu.core.models import WorkerHeartbeat
+
+HEARTBEAT_SECONDS = 5
+
+
+def _beat(worker_id: str, started, stop: threading.Event) -> None:
+    while not stop.is_set():
+        try:
+            close_old_connections()
+            WorkerHeartbeat.objects.update_or_create(
+                worker_id=worker_id,
+                defaults={"hostname": socket.gethostname(), "pid": os.getpid(),
+                          "started_at": started, "last_seen_at": timezone.now()},
+            )
+        except Exception:  # noqa: BLE001 - a missed beat must never kill the worker
+            pass
+        finally:
+            connection.close()
+        stop.wait(HEARTBEAT_SECONDS)
+
+
+class Command(BaseCommand):
+    help = "Run a background task worker (django-tasks-db) that reports a heartbeat."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--batch", action="store_true", help="run what is queued, then exit")
+        parser.add_argument("--interval", type=float, default=0.5)
+
+    def handle(self, *args, batch, interval, **options):
+        worker_id = f"{socket.gethostname()}-{os.getpid()}-{get_random_string(6)}"
+        stop = threading.Event()
+        beat = threading.Thread(target=_beat, args=(worker_id, timezone.now(), stop), daemon=True)
+        beat.start()
+        self.stdout.write(f"siyu worker {worker_id} started")
+        try:
+            call_command("db_worker", worker_id=worker_id, interval=interval, batch=batch,
+                         reload=False, queue_name="*", verbosity=options.get("verbosity", 1))
+        finally:
+            stop.set()
+            beat.join(timeout=2)
+            WorkerHeartbeat.objects.filter(worker_id=worker_id).delete()

@@ -1,0 +1,57 @@
+from django.conf import settings
+from django.db import models
+from django.utils.timezone import now
+
+
+class Workspace(models.Model):
+    """One brand. Every other row carries a workspace and every query is scoped by it."""
+
+    name = models.CharField(max_length=120)
+    slug = models.SlugField(max_length=60, unique=True)
+    timezone = models.CharField(max_length=64, default="Asia/Shanghai")
+    currency = models.CharField(max_length=3, default="CNY")
+    created_at = models.DateTimeField(default=now)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class WorkspaceScoped(models.Model):
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        abstract = True
+
+
+class AuditLog(WorkspaceScoped):
+    """Who did what to which object, with before/after, from where and when."""
+
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Kept even if the staff member is deleted, and for API keys and the CLI.
+    actor_label = models.CharField(max_length=200, blank=True)
+    action = models.CharField(max_length=64)
+    object_type = models.CharField(max_length=40, blank=True)
+    object_id = models.CharField(max_length=64, blank=True)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    created_at = models.DateTimeField(default=now)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["workspace", "-id"], name="audit_ws_recent"),
+            models.Index(fields=["workspace", "action", "-id"], name="audit_ws_action"),
+            models.Index(fields=["workspace", "object_type", "object_id"], name="audit_ws_object"),
+        ]
+
+
+class WorkerHeartbeat(models.Model):
+    """Written by every `siyu worker` every few seconds, read by `siyu check` and the console."""
+
+    worker_id = models.CharField(max_length=64, unique=True)
+    hostname = models.CharField(max_length=200)
+    pid = models.IntegerField()
+    started_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
