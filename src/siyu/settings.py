@@ -125,6 +125,7 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATIC_ROOT = SIYU_HOME / "static"
+STATIC_ROOT.mkdir(exist_ok=True)
 # Third-party front-end assets come from npm (installed by `make install`), never a CDN.
 NODE_MODULES = Path(env("NODE_MODULES", str(BASE_DIR.parent.parent / "node_modules")))
 STATICFILES_DIRS = [("vendor/echarts", NODE_MODULES / "echarts" / "dist")]

@@ -24,13 +24,19 @@ def staff_actor(request: HttpRequest, workspace: Workspace) -> Actor:
     membership = membership_for(request.user, workspace)
     if membership is None:
         raise NotFound("workspace not found")
-    return Actor(user=request.user, label=request.user.email, role=membership.role,
-                 ip=client_ip(request))
+    return Actor(
+        user=request.user, label=request.user.email, role=membership.role, ip=client_ip(request)
+    )
 
 
 def key_actor(request: HttpRequest, key: ApiKey) -> Actor:
-    return Actor(user=None, label=f"api-key:{key.prefix}", role=key.role, ip=client_ip(request),
-                 api_key_id=key.pk)
+    return Actor(
+        user=None,
+        label=f"api-key:{key.prefix}",
+        role=key.role,
+        ip=client_ip(request),
+        api_key_id=key.pk,
+    )
 
 
 def can(actor: Actor, perm: str) -> bool:
@@ -39,5 +45,6 @@ def can(actor: Actor, perm: str) -> bool:
 
 def require(actor: Actor, perm: str) -> None:
     if not can(actor, perm):
-        raise PermissionDenied(f"your role ({actor.role}) may not {perm}",
-                               details={"permission": perm})
+        raise PermissionDenied(
+            f"your role ({actor.role}) may not {perm}", details={"permission": perm}
+        )

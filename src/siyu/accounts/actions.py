@@ -23,8 +23,13 @@ def workspace_create(
     if Workspace.objects.filter(slug=slug).exists():
         raise Conflict(f"workspace {slug!r} already exists", details={"field": "slug"})
     workspace = Workspace.objects.create(name=name, slug=slug, timezone=timezone_name)
-    audit(workspace=workspace, actor=actor, action="workspace.create", obj=workspace,
-          after={"name": name, "slug": slug})
+    audit(
+        workspace=workspace,
+        actor=actor,
+        action="workspace.create",
+        obj=workspace,
+        after={"name": name, "slug": slug},
+    )
     return workspace
 
 
@@ -34,8 +39,14 @@ def workspace_update(*, workspace: Workspace, actor: Actor, **changes) -> Worksp
     for key, value in changes.items():
         setattr(workspace, key, value)
     workspace.save(update_fields=list(changes))
-    audit(workspace=workspace, actor=actor, action="workspace.update", obj=workspace,
-          before=before, after=changes)
+    audit(
+        workspace=workspace,
+        actor=actor,
+        action="workspace.update",
+        obj=workspace,
+        before=before,
+        after=changes,
+    )
     return workspace
 
 
@@ -46,7 +57,12 @@ def _check_can_grant(actor: Actor, role: str) -> None:
 
 @transaction.atomic
 def staff_add(
-    *, workspace: Workspace, actor: Actor, email: str, role: str, name: str = "",
+    *,
+    workspace: Workspace,
+    actor: Actor,
+    email: str,
+    role: str,
+    name: str = "",
     password: str | None = None,
 ) -> Membership:
     """Add a staff member to a workspace, creating the login if it does not exist yet."""
@@ -65,8 +81,13 @@ def staff_add(
     )
     if not created:
         raise Conflict(f"{email} is already a member", details={"field": "email"})
-    audit(workspace=workspace, actor=actor, action="staff.add", obj=staff,
-          after={"email": email, "role": role})
+    audit(
+        workspace=workspace,
+        actor=actor,
+        action="staff.add",
+        obj=staff,
+        after={"email": email, "role": role},
+    )
     return membership
 
 
@@ -94,8 +115,14 @@ def staff_set_role(
         raise Conflict("a workspace needs at least one owner", details={"field": "role"})
     membership.role = role
     membership.save(update_fields=["role"])
-    audit(workspace=workspace, actor=actor, action="staff.role", obj=membership.staff,
-          before={"role": before}, after={"role": role})
+    audit(
+        workspace=workspace,
+        actor=actor,
+        action="staff.role",
+        obj=membership.staff,
+        before={"role": before},
+        after={"role": role},
+    )
     return membership
 
 
@@ -105,8 +132,13 @@ def staff_remove(*, workspace: Workspace, actor: Actor, membership: Membership) 
     _check_can_grant(actor, membership.role)
     if membership.role == Role.OWNER and _owners_left(workspace, membership) == 0:
         raise Conflict("a workspace needs at least one owner", details={"field": "role"})
-    audit(workspace=workspace, actor=actor, action="staff.remove", obj=membership.staff,
-          before={"email": membership.staff.email, "role": membership.role})
+    audit(
+        workspace=workspace,
+        actor=actor,
+        action="staff.remove",
+        obj=membership.staff,
+        before={"email": membership.staff.email, "role": membership.role},
+    )
     membership.delete()
 
 
@@ -126,11 +158,20 @@ def apikey_create(
         raise ValidationError("role", "API keys can be admin, operator, analyst or agent")
     raw = API_KEY_PREFIX + secrets.token_urlsafe(32)
     key = ApiKey.objects.create(
-        workspace=workspace, name=name.strip(), prefix=raw[:10], key_hash=hash_api_key(raw),
-        role=role, created_by=actor.user,
+        workspace=workspace,
+        name=name.strip(),
+        prefix=raw[:10],
+        key_hash=hash_api_key(raw),
+        role=role,
+        created_by=actor.user,
     )
-    audit(workspace=workspace, actor=actor, action="apikey.create", obj=key,
-          after={"name": key.name, "prefix": key.prefix, "role": role})
+    audit(
+        workspace=workspace,
+        actor=actor,
+        action="apikey.create",
+        obj=key,
+        after={"name": key.name, "prefix": key.prefix, "role": role},
+    )
     return key, raw
 
 
@@ -140,8 +181,13 @@ def apikey_revoke(*, workspace: Workspace, actor: Actor, key: ApiKey) -> ApiKey:
     if key.revoked_at is None:
         key.revoked_at = timezone.now()
         key.save(update_fields=["revoked_at"])
-        audit(workspace=workspace, actor=actor, action="apikey.revoke", obj=key,
-              after={"name": key.name, "prefix": key.prefix})
+        audit(
+            workspace=workspace,
+            actor=actor,
+            action="apikey.revoke",
+            obj=key,
+            after={"name": key.name, "prefix": key.prefix},
+        )
     return key
 
 

@@ -13,7 +13,7 @@ class Role(models.TextChoices):
     AGENT = "agent", _("Agent")
 
 
-O, A, P, N, G = Role.OWNER, Role.ADMIN, Role.OPERATOR, Role.ANALYST, Role.AGENT
+OWN, ADM, OPS, ANA, AGT = Role.OWNER, Role.ADMIN, Role.OPERATOR, Role.ANALYST, Role.AGENT
 ALL = frozenset(Role)
 
 # permission -> roles that hold it. Agents hold contact permissions only for contacts they own
@@ -21,27 +21,27 @@ ALL = frozenset(Role)
 MATRIX: dict[str, frozenset[Role]] = {
     "dashboard.view": ALL,
     "contacts.view": ALL,
-    "contacts.create": frozenset({O, A, P, G}),
-    "contacts.edit": frozenset({O, A, P, G}),
-    "contacts.tag": frozenset({O, A, P, G}),
-    "contacts.consent": frozenset({O, A, P, G}),
-    "contacts.assign": frozenset({O, A, P}),
-    "contacts.merge": frozenset({O, A, P}),
-    "contacts.delete": frozenset({O, A}),
-    "contacts.bulk": frozenset({O, A, P}),
-    "contacts.export": frozenset({O, A, P, N}),
-    "pii.reveal": frozenset({O, A}),
-    "tags.manage": frozenset({O, A, P}),
-    "attributes.manage": frozenset({O, A}),
-    "staff.view": frozenset({O, A}),
-    "staff.manage": frozenset({O, A}),
-    "apikeys.manage": frozenset({O, A}),
-    "settings.manage": frozenset({O, A}),
-    "audit.view": frozenset({O, A}),
+    "contacts.create": frozenset({OWN, ADM, OPS, AGT}),
+    "contacts.edit": frozenset({OWN, ADM, OPS, AGT}),
+    "contacts.tag": frozenset({OWN, ADM, OPS, AGT}),
+    "contacts.consent": frozenset({OWN, ADM, OPS, AGT}),
+    "contacts.assign": frozenset({OWN, ADM, OPS}),
+    "contacts.merge": frozenset({OWN, ADM, OPS}),
+    "contacts.delete": frozenset({OWN, ADM}),
+    "contacts.bulk": frozenset({OWN, ADM, OPS}),
+    "contacts.export": frozenset({OWN, ADM, OPS, ANA}),
+    "pii.reveal": frozenset({OWN, ADM}),
+    "tags.manage": frozenset({OWN, ADM, OPS}),
+    "attributes.manage": frozenset({OWN, ADM}),
+    "staff.view": frozenset({OWN, ADM}),
+    "staff.manage": frozenset({OWN, ADM}),
+    "apikeys.manage": frozenset({OWN, ADM}),
+    "settings.manage": frozenset({OWN, ADM}),
+    "audit.view": frozenset({OWN, ADM}),
 }
 
 # Roles whose contact permissions are limited to the contacts they own.
-OWN_ONLY = frozenset({G})
+OWN_ONLY = frozenset({AGT})
 
 DESCRIPTIONS: dict[str, str] = {
     "dashboard.view": "See the dashboard (agents: numbers over their own contacts)",

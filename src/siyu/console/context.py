@@ -1,6 +1,31 @@
+from django.urls import NoReverseMatch, reverse
+from django.utils.translation import gettext_lazy as _
+
+from siyu.accounts.access import can
+
+# (url name, label, permission needed to see the link)
+NAV = [
+    ("console:contacts", _("Contacts"), "contacts.view"),
+    ("console:tags", _("Tags"), "contacts.view"),
+    ("console:staff", _("Staff"), "staff.view"),
+    ("console:apikeys", _("API keys"), "apikeys.manage"),
+    ("console:audit", _("Audit log"), "audit.view"),
+    ("console:settings", _("Settings"), "settings.manage"),
+]
+
+
 def console(request):
-    """Expose the current workspace and actor (set by the console views) to every template."""
-    return {
-        "workspace": getattr(request, "workspace", None),
-        "actor": getattr(request, "actor", None),
-    }
+    """Expose the current workspace, actor and the navigation they may see to templates."""
+    workspace = getattr(request, "workspace", None)
+    actor = getattr(request, "actor", None)
+    nav = []
+    if workspace is not None and actor is not None:
+        for name, label, perm in NAV:
+            if not can(actor, perm):
+                continue
+            try:
+                url = reverse(name, args=[workspace.slug])
+            except NoReverseMatch:  # an area not built yet
+                continue
+            nav.append({"url": url, "label": label, "active": request.path.startswith(url)})
+    return {"workspace": workspace, "actor": actor, "console_nav": nav}

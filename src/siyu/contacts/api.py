@@ -3,7 +3,7 @@
 from django.db import transaction
 from django.db.models import Prefetch
 from django.http import HttpRequest
-from ninja import Query, Router, Schema
+from ninja import Query, Router, Schema, Status
 
 from siyu.accounts.access import can
 from siyu.contacts import actions
@@ -59,12 +59,14 @@ class ListParams(Schema):
 def _load(request: HttpRequest, contact_id: int):
     contact = get_contact_for(request.workspace, request.actor, contact_id)
     return (
-        type(contact).objects.filter(pk=contact.pk)
+        type(contact)
+        .objects.filter(pk=contact.pk)
         .prefetch_related(
             Prefetch("identities", queryset=Identity.objects.order_by("id")),
             Prefetch("contact_tags", queryset=ContactTag.objects.select_related("tag")),
             "consents",
-        ).get()
+        )
+        .get()
     )
 
 
@@ -74,8 +76,13 @@ def list_contacts(request: HttpRequest, params: Query[ListParams]):
     email, user id, openid, ...). Page with the returned `next` cursor."""
     workspace, actor = allowed(request, "contacts.view")
     limit = max(1, min(params.limit, 200))
-    flt = ContactFilter(q=params.q, tag_id=params.tag_id, source=params.source,
-                        owner_id=params.owner_id, sort=params.sort)
+    flt = ContactFilter(
+        q=params.q,
+        tag_id=params.tag_id,
+        source=params.source,
+        owner_id=params.owner_id,
+        sort=params.sort,
+    )
     qs = flt.apply(workspace, visible_contacts(workspace, actor)).prefetch_related("consents")
     rows, next_cursor = contact_page(qs, sort=params.sort, cursor=params.cursor, limit=limit)
     return {"items": [contact_out(c) for c in rows], "next": next_cursor}
@@ -88,21 +95,28 @@ def create_contact(request: HttpRequest, payload: ContactIn):
     if data["owner_id"] is not None and not can(actor, "contacts.assign"):
         raise PermissionDenied("your role may not choose a contact's owner")
     contact = actions.contact_create(
-        workspace=workspace, actor=actor,
+        workspace=workspace,
+        actor=actor,
         profile={k: data[k] for k in ("name", "gender", "birthday", "province", "city", "source")},
-        attributes=data["attributes"], owner_id=data["owner_id"], tag_ids=data["tag_ids"],
+        attributes=data["attributes"],
+        owner_id=data["owner_id"],
+        tag_ids=data["tag_ids"],
         identities=[IdentityInput(**i) for i in data["identities"]],
     )
-    return 201, contact_out(_load(request, contact.pk))
+    return Status(201, contact_out(_load(request, contact.pk)))
 
 
 @contacts_router.post("/bulk-tag", response=TagChangeOut, summary="Tag many contacts at once")
 def bulk_tag(request: HttpRequest, payload: BulkTagIn):
     workspace, actor = allowed(request, "contacts.bulk")
     ids = visible_contacts(workspace, actor).filter(pk__in=payload.contact_ids)
-    return actions.contacts_tag(workspace=workspace, actor=actor,
-                                contact_ids=list(ids.values_list("pk", flat=True)),
-                                add=payload.add, remove=payload.remove)
+    return actions.contacts_tag(
+        workspace=workspace,
+        actor=actor,
+        contact_ids=list(ids.values_list("pk", flat=True)),
+        add=payload.add,
+        remove=payload.remove,
+    )
 
 
 @contacts_router.get("/{contact_id}", response=ContactOut, summary="Get a contact")
@@ -130,11 +144,13 @@ def update_contact(request: HttpRequest, contact_id: int, payload: ContactPatch)
     if owner_given:
         allowed(request, "contacts.assign")
     with transaction.atomic():
-        actions.contact_update(workspace=workspace, actor=actor, contact=contact, profile=data,
-                               attributes=attributes)
+        actions.contact_update(
+            workspace=workspace, actor=actor, contact=contact, profile=data, attributes=attributes
+        )
         if owner_given:
-            actions.contact_assign(workspace=workspace, actor=actor, contact=contact,
-                                   owner_id=owner_id)
+            actions.contact_assign(
+                workspace=workspace, actor=actor, contact=contact, owner_id=owner_id
+            )
     return contact_out(_load(request, contact.pk))
 
 
@@ -143,7 +159,7 @@ def delete_contact(request: HttpRequest, contact_id: int):
     workspace, actor = allowed(request, "contacts.delete")
     contact = get_contact_for(workspace, actor, contact_id)
     actions.contact_delete(workspace=workspace, actor=actor, contact=contact)
-    return 204, None
+    return Status(204, None)
 
 
 @contacts_router.get("/{contact_id}/identities", response=list[IdentityOut])
@@ -152,15 +168,32 @@ def list_identities(request: HttpRequest, contact_id: int):
     return contact_out(_load(request, contact_id))["identities"]
 
 
-@contacts_router.post("/{contact_id}/identities", response={201: IdentityOut},
-                      summary="Add an identity (409 if it belongs to another contact)")
+@contacts_router.post(
+    "/{contact_id}/identities",
+    response={201: IdentityOut},
+    summary="Add an identity (409 if it belongs to another contact)",
+)
 def add_identity(request: HttpRequest, contact_id: int, payload: IdentityIn):
     workspace, actor = allowed(request, "contacts.edit")
     contact = get_contact_for(workspace, actor, contact_id)
-    identity = actions.identity_add(workspace=workspace, actor=actor, contact=contact,
-                                    kind=payload.kind, value=payload.value, app_id=payload.app_id)
-    return 201, {"id": identity.pk, "kind": identity.kind, "app_id": identity.app_id,
-                 "value": identity.masked, "masked": identity.is_pii}
+    identity = actions.identity_add(
+        workspace=workspace,
+        actor=actor,
+        contact=contact,
+        kind=payload.kind,
+        value=payload.value,
+        app_id=payload.app_id,
+    )
+    return Status(
+        201,
+        {
+            "id": identity.pk,
+            "kind": identity.kind,
+            "app_id": identity.app_id,
+            "value": identity.masked,
+            "masked": identity.is_pii,
+        },
+    )
 
 
 @contacts_router.delete("/{contact_id}/identities/{identity_id}", response={204: None})
@@ -171,28 +204,40 @@ def remove_identity(request: HttpRequest, contact_id: int, identity_id: int):
     if identity is None:
         raise NotFound("identity not found")
     actions.identity_remove(workspace=workspace, actor=actor, identity=identity)
-    return 204, None
+    return Status(204, None)
 
 
 @contacts_router.post("/{contact_id}/tags", response=TagChangeOut, summary="Add/remove tags")
 def change_tags(request: HttpRequest, contact_id: int, payload: TagChange):
     workspace, actor = allowed(request, "contacts.tag")
     contact = get_contact_for(workspace, actor, contact_id)
-    return actions.contacts_tag(workspace=workspace, actor=actor, contact_ids=[contact.pk],
-                                add=payload.add, remove=payload.remove)
+    return actions.contacts_tag(
+        workspace=workspace,
+        actor=actor,
+        contact_ids=[contact.pk],
+        add=payload.add,
+        remove=payload.remove,
+    )
 
 
 @contacts_router.put("/{contact_id}/consent", response=ContactOut, summary="Record consent")
 def set_consent(request: HttpRequest, contact_id: int, payload: ConsentIn):
     workspace, actor = allowed(request, "contacts.consent")
     contact = get_contact_for(workspace, actor, contact_id)
-    actions.consent_set(workspace=workspace, actor=actor, contact=contact,
-                        channel=payload.channel, status=payload.status, source=payload.source)
+    actions.consent_set(
+        workspace=workspace,
+        actor=actor,
+        contact=contact,
+        channel=payload.channel,
+        status=payload.status,
+        source=payload.source,
+    )
     return contact_out(_load(request, contact.pk))
 
 
-@contacts_router.post("/{contact_id}/merge", response=ContactOut,
-                      summary="Merge another contact into this one")
+@contacts_router.post(
+    "/{contact_id}/merge", response=ContactOut, summary="Merge another contact into this one"
+)
 def merge_contact(request: HttpRequest, contact_id: int, payload: MergeIn):
     workspace, actor = allowed(request, "contacts.merge")
     survivor = get_contact_for(workspace, actor, contact_id)
@@ -205,11 +250,22 @@ def merge_contact(request: HttpRequest, contact_id: int, payload: MergeIn):
 def contact_timeline(request: HttpRequest, contact_id: int):
     workspace, actor = allowed(request, "contacts.view")
     contact = get_contact_for(workspace, actor, contact_id)
-    return {"items": [{"id": e.pk, "kind": e.kind, "data": e.data, "actor": e.actor_label,
-                       "created_at": e.created_at} for e in timeline_for(contact)]}
+    return {
+        "items": [
+            {
+                "id": e.pk,
+                "kind": e.kind,
+                "data": e.data,
+                "actor": e.actor_label,
+                "created_at": e.created_at,
+            }
+            for e in timeline_for(contact)
+        ]
+    }
 
 
 # --- tags and tag groups -------------------------------------------------------------------
+
 
 def _group(request: HttpRequest, group_id: int) -> TagGroup:
     group = TagGroup.objects.filter(workspace=request.workspace, pk=group_id).first()
@@ -226,30 +282,37 @@ def _tag(request: HttpRequest, tag_id: int) -> Tag:
 
 
 def _group_out(group: TagGroup) -> dict:
-    return {"id": group.pk, "name": group.name, "color": group.color,
-            "tags": [{"id": t.pk, "name": t.name, "group_id": group.pk} for t in group.tags.all()]}
+    return {
+        "id": group.pk,
+        "name": group.name,
+        "color": group.color,
+        "tags": [{"id": t.pk, "name": t.name, "group_id": group.pk} for t in group.tags.all()],
+    }
 
 
 @tags_router.get("/groups", response=list[TagGroupOut], summary="Tag groups with their tags")
 def list_groups(request: HttpRequest):
     workspace, _ = allowed(request, "contacts.view")
-    return [_group_out(g) for g in TagGroup.objects.filter(workspace=workspace)
-            .prefetch_related("tags")]
+    return [
+        _group_out(g) for g in TagGroup.objects.filter(workspace=workspace).prefetch_related("tags")
+    ]
 
 
 @tags_router.post("/groups", response={201: TagGroupOut})
 def create_group(request: HttpRequest, payload: TagGroupIn):
     workspace, actor = allowed(request, "tags.manage")
-    group = actions.tag_group_create(workspace=workspace, actor=actor, name=payload.name,
-                                     color=payload.color)
-    return 201, _group_out(group)
+    group = actions.tag_group_create(
+        workspace=workspace, actor=actor, name=payload.name, color=payload.color
+    )
+    return Status(201, _group_out(group))
 
 
 @tags_router.patch("/groups/{group_id}", response=TagGroupOut)
 def rename_group(request: HttpRequest, group_id: int, payload: TagRename):
     workspace, actor = allowed(request, "tags.manage")
-    group = actions.tag_group_update(workspace=workspace, actor=actor,
-                                     group=_group(request, group_id), name=payload.name)
+    group = actions.tag_group_update(
+        workspace=workspace, actor=actor, group=_group(request, group_id), name=payload.name
+    )
     return _group_out(group)
 
 
@@ -257,29 +320,33 @@ def rename_group(request: HttpRequest, group_id: int, payload: TagRename):
 def delete_group(request: HttpRequest, group_id: int):
     workspace, actor = allowed(request, "tags.manage")
     actions.tag_group_delete(workspace=workspace, actor=actor, group=_group(request, group_id))
-    return 204, None
+    return Status(204, None)
 
 
 @tags_router.get("", response=list[TagOut])
 def list_tags(request: HttpRequest):
     workspace, _ = allowed(request, "contacts.view")
-    return [{"id": t.pk, "name": t.name, "group_id": t.group_id}
-            for t in Tag.objects.filter(workspace=workspace)]
+    return [
+        {"id": t.pk, "name": t.name, "group_id": t.group_id}
+        for t in Tag.objects.filter(workspace=workspace)
+    ]
 
 
 @tags_router.post("", response={201: TagOut})
 def create_tag(request: HttpRequest, payload: TagIn):
     workspace, actor = allowed(request, "tags.manage")
-    tag = actions.tag_create(workspace=workspace, actor=actor,
-                             group=_group(request, payload.group_id), name=payload.name)
-    return 201, {"id": tag.pk, "name": tag.name, "group_id": tag.group_id}
+    tag = actions.tag_create(
+        workspace=workspace, actor=actor, group=_group(request, payload.group_id), name=payload.name
+    )
+    return Status(201, {"id": tag.pk, "name": tag.name, "group_id": tag.group_id})
 
 
 @tags_router.patch("/{tag_id}", response=TagOut)
 def rename_tag(request: HttpRequest, tag_id: int, payload: TagRename):
     workspace, actor = allowed(request, "tags.manage")
-    tag = actions.tag_update(workspace=workspace, actor=actor, tag=_tag(request, tag_id),
-                             name=payload.name)
+    tag = actions.tag_update(
+        workspace=workspace, actor=actor, tag=_tag(request, tag_id), name=payload.name
+    )
     return {"id": tag.pk, "name": tag.name, "group_id": tag.group_id}
 
 
@@ -287,10 +354,11 @@ def rename_tag(request: HttpRequest, tag_id: int, payload: TagRename):
 def delete_tag(request: HttpRequest, tag_id: int):
     workspace, actor = allowed(request, "tags.manage")
     actions.tag_delete(workspace=workspace, actor=actor, tag=_tag(request, tag_id))
-    return 204, None
+    return Status(204, None)
 
 
 # --- attribute schema ----------------------------------------------------------------------
+
 
 def _attr_out(d: AttributeDefinition) -> dict:
     return {"key": d.key, "label": d.label, "type": d.type, "choices": d.choices}
@@ -306,7 +374,7 @@ def list_attributes(request: HttpRequest):
 def define_attribute(request: HttpRequest, payload: AttributeIn):
     workspace, actor = allowed(request, "attributes.manage")
     d = actions.attribute_define(workspace=workspace, actor=actor, **payload.model_dump())
-    return 201, _attr_out(d)
+    return Status(201, _attr_out(d))
 
 
 @attributes_router.delete("/{key}", response={204: None})
@@ -316,5 +384,4 @@ def delete_attribute(request: HttpRequest, key: str):
     if d is None:
         raise NotFound("attribute not found")
     actions.attribute_delete(workspace=workspace, actor=actor, definition=d)
-    return 204, None
-
+    return Status(204, None)

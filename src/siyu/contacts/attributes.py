@@ -51,8 +51,9 @@ def coerce_value(definition: AttributeDefinition, value: Any, field: str) -> Any
         raise ValidationError(field, f"expected true or false, got {value!r}")
     if kind == AttributeType.CHOICE:
         if str(value) not in definition.choices:
-            raise ValidationError(field, f"{value!r} is not one of the choices",
-                                  choices=definition.choices)
+            raise ValidationError(
+                field, f"{value!r} is not one of the choices", choices=definition.choices
+            )
         return str(value)
     raise ValidationError(field, f"unknown attribute type {kind!r}")
 
@@ -66,7 +67,8 @@ def clean_attributes(workspace: Workspace, values: dict[str, Any]) -> dict[str, 
     for key, value in values.items():
         definition = schema.get(key)
         if definition is None:
-            raise ValidationError(f"attributes.{key}", "no such attribute in this workspace",
-                                  known=sorted(schema))
+            raise ValidationError(
+                f"attributes.{key}", "no such attribute in this workspace", known=sorted(schema)
+            )
         cleaned[key] = coerce_value(definition, value, f"attributes.{key}")
     return cleaned

@@ -38,7 +38,10 @@ class Contact(WorkspaceScoped):
     city = models.CharField(max_length=40, blank=True)
     source = models.CharField(max_length=40, blank=True)
     owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
         related_name="owned_contacts",
     )
     attributes = models.JSONField(default=dict, blank=True)
@@ -139,9 +142,7 @@ class ContactTag(WorkspaceScoped):
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["contact", "tag"], name="contacttag_unique")
-        ]
+        constraints = [models.UniqueConstraint(fields=["contact", "tag"], name="contacttag_unique")]
         indexes = [models.Index(fields=["tag", "contact"], name="contacttag_tag")]
 
 

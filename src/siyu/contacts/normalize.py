@@ -4,8 +4,8 @@ import re
 
 import phonenumbers
 from django.conf import settings
-from django.core.validators import validate_email
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import validate_email
 
 from siyu.contacts.models import IdentityKind
 from siyu.core.errors import ValidationError
@@ -33,7 +33,9 @@ def normalize_email(raw: str, field: str = "email") -> str:
 
 def normalize_identity(kind: str, raw: str, field: str = "value") -> str:
     if kind not in IdentityKind.values:
-        raise ValidationError("kind", f"unknown identity kind {kind!r}", choices=IdentityKind.values)
+        raise ValidationError(
+            "kind", f"unknown identity kind {kind!r}", choices=IdentityKind.values
+        )
     if kind == IdentityKind.PHONE:
         return normalize_phone(raw, field)
     if kind == IdentityKind.EMAIL:

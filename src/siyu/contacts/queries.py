@@ -49,8 +49,9 @@ def identity_matches(workspace: Workspace, q: str) -> list[int]:
     """Contacts whose identity equals the query under any identity kind (exact, by hash)."""
     hashes = [identity_hash(kind, value) for kind, value in search_candidates(q)]
     return list(
-        Identity.objects.filter(workspace=workspace, value_hash__in=hashes)
-        .values_list("contact_id", flat=True)[:100]
+        Identity.objects.filter(workspace=workspace, value_hash__in=hashes).values_list(
+            "contact_id", flat=True
+        )[:100]
     )
 
 
@@ -72,7 +73,9 @@ class ContactFilter:
                 cond |= Q(pk__in=ids)
             qs = qs.filter(cond)
         if self.tag_id:
-            qs = qs.filter(Exists(ContactTag.objects.filter(contact=OuterRef("pk"), tag_id=self.tag_id)))
+            qs = qs.filter(
+                Exists(ContactTag.objects.filter(contact=OuterRef("pk"), tag_id=self.tag_id))
+            )
         if self.source:
             qs = qs.filter(source=self.source)
         if self.owner_id == 0:
@@ -113,8 +116,12 @@ def _after(sort: str, values: list[Any]) -> Q:
 
 
 def _cursor_of(contact: Contact, sort: str) -> str:
-    fields = {"-created": ["id"], "created": ["id"], "-last_seen": ["last_seen_at", "id"],
-              "name": ["name", "id"]}[sort]
+    fields = {
+        "-created": ["id"],
+        "created": ["id"],
+        "-last_seen": ["last_seen_at", "id"],
+        "name": ["name", "id"],
+    }[sort]
     return _encode_cursor([getattr(contact, f) for f in fields])
 
 
@@ -126,7 +133,9 @@ def contact_page(
     if cursor:
         qs = qs.filter(_after(sort, _decode_cursor(cursor, sort)))
     rows = list(
-        qs.order_by(*SORTS[sort]).select_related("owner").prefetch_related(
+        qs.order_by(*SORTS[sort])
+        .select_related("owner")
+        .prefetch_related(
             Prefetch("identities", queryset=Identity.objects.order_by("id")),
             Prefetch("contact_tags", queryset=ContactTag.objects.select_related("tag")),
         )[: limit + 1]
@@ -152,13 +161,19 @@ def pool_stats(workspace: Workspace, actor: Actor, days: int = 30) -> dict[str, 
     now = timezone.now()
     tz = timezone.get_current_timezone()
     week_ago = now - datetime.timedelta(days=7)
-    since = (now - datetime.timedelta(days=days - 1)).astimezone(tz).replace(
-        hour=0, minute=0, second=0, microsecond=0)
+    since = (
+        (now - datetime.timedelta(days=days - 1))
+        .astimezone(tz)
+        .replace(hour=0, minute=0, second=0, microsecond=0)
+    )
     from django.db.models.functions import TruncDate
 
     per_day = dict(
-        qs.filter(created_at__gte=since).annotate(day=TruncDate("created_at", tzinfo=tz))
-        .values_list("day").annotate(n=Count("id")).values_list("day", "n")
+        qs.filter(created_at__gte=since)
+        .annotate(day=TruncDate("created_at", tzinfo=tz))
+        .values_list("day")
+        .annotate(n=Count("id"))
+        .values_list("day", "n")
     )
     days_list = [(since + datetime.timedelta(days=i)).date() for i in range(days)]
     return {
@@ -168,5 +183,8 @@ def pool_stats(workspace: Workspace, actor: Actor, days: int = 30) -> dict[str, 
         "daily": [{"day": d.isoformat(), "n": per_day.get(d, 0)} for d in days_list],
         "with_phone": Identity.objects.filter(
             workspace=workspace, kind=IdentityKind.PHONE, contact__in=qs
-        ).values("contact_id").distinct().count(),
+        )
+        .values("contact_id")
+        .distinct()
+        .count(),
     }

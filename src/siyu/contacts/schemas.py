@@ -10,8 +10,11 @@ from siyu.contacts.models import Contact
 
 
 class IdentityIn(Schema):
-    kind: str = Field(..., description="user_id, anonymous_id, phone, email, wechat_openid, "
-                      "wechat_unionid or wecom_external_userid")
+    kind: str = Field(
+        ...,
+        description="user_id, anonymous_id, phone, email, wechat_openid, "
+        "wechat_unionid or wecom_external_userid",
+    )
     value: str
     app_id: str = Field("", description="WeChat app id; required for wechat_openid")
 
@@ -168,15 +171,23 @@ def contact_out(contact: Contact, reveal: bool = False) -> dict[str, Any]:
         "owner_id": contact.owner_id,
         "attributes": contact.attributes,
         "identities": [
-            {"id": i.pk, "kind": i.kind, "app_id": i.app_id,
-             "value": identity_clear_value(i) if (reveal or not i.is_pii) else i.masked,
-             "masked": i.is_pii and not reveal}
+            {
+                "id": i.pk,
+                "kind": i.kind,
+                "app_id": i.app_id,
+                "value": identity_clear_value(i) if (reveal or not i.is_pii) else i.masked,
+                "masked": i.is_pii and not reveal,
+            }
             for i in contact.identities.all()
         ],
-        "tags": [{"id": ct.tag.pk, "name": ct.tag.name, "group_id": ct.tag.group_id}
-                 for ct in contact.contact_tags.all()],
-        "consent": {c.channel: {"status": c.status, "source": c.source,
-                                "recorded_at": c.recorded_at} for c in contact.consents.all()},
+        "tags": [
+            {"id": ct.tag.pk, "name": ct.tag.name, "group_id": ct.tag.group_id}
+            for ct in contact.contact_tags.all()
+        ],
+        "consent": {
+            c.channel: {"status": c.status, "source": c.source, "recorded_at": c.recorded_at}
+            for c in contact.consents.all()
+        },
         "first_seen_at": contact.first_seen_at,
         "last_seen_at": contact.last_seen_at,
         "created_at": contact.created_at,

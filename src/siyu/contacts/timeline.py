@@ -12,7 +12,10 @@ from siyu.core.audit import Actor
 
 def timeline_add(contact: Contact, kind: str, actor: Actor, **data: Any) -> TimelineEntry:
     return TimelineEntry.objects.create(
-        workspace_id=contact.workspace_id, contact=contact, kind=kind, data=data,
+        workspace_id=contact.workspace_id,
+        contact=contact,
+        kind=kind,
+        data=data,
         actor_label=actor.label,
     )
 
@@ -22,8 +25,14 @@ def timeline_add_many(
 ) -> int:
     now = timezone.now()
     rows = [
-        TimelineEntry(workspace_id=workspace_id, contact_id=cid, kind=kind, data=data,
-                      actor_label=actor.label, created_at=now)
+        TimelineEntry(
+            workspace_id=workspace_id,
+            contact_id=cid,
+            kind=kind,
+            data=data,
+            actor_label=actor.label,
+            created_at=now,
+        )
         for cid in contact_ids
     ]
     TimelineEntry.objects.bulk_create(rows, batch_size=2000)
@@ -34,8 +43,12 @@ def describe(entry: TimelineEntry) -> str:
     """A one-line, translated description of a timeline row for the console."""
     d = entry.data
     texts = {
-        "created": lambda: _("Contact created (source: %(source)s)") % {"source": d.get("source") or "-"},
-        "updated": lambda: _("Profile updated: %(fields)s") % {"fields": ", ".join(d.get("fields", []))},
+        "created": lambda: (
+            _("Contact created (source: %(source)s)") % {"source": d.get("source") or "-"}
+        ),
+        "updated": lambda: (
+            _("Profile updated: %(fields)s") % {"fields": ", ".join(d.get("fields", []))}
+        ),
         "tag_added": lambda: _("Tag added: %(tags)s") % {"tags": "、".join(d.get("tags", []))},
         "tag_removed": lambda: _("Tag removed: %(tags)s") % {"tags": "、".join(d.get("tags", []))},
         "identity_added": lambda: _("Identity added: %(kind)s %(value)s") % d,

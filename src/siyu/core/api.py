@@ -42,16 +42,24 @@ def install_error_handlers(api: NinjaAPI) -> None:
     def validation_error(request, exc: NinjaValidationError):
         first = exc.errors[0] if exc.errors else {}
         field = _field_of(list(first.get("loc", [])))
-        errors = [{"field": _field_of(list(e.get("loc", []))), "message": e.get("msg", "")}
-                  for e in exc.errors]
-        body = {"code": "invalid", "message": f"{field}: {first.get('msg', 'invalid')}",
-                "details": {"field": field, "errors": errors}}
+        errors = [
+            {"field": _field_of(list(e.get("loc", []))), "message": e.get("msg", "")}
+            for e in exc.errors
+        ]
+        body = {
+            "code": "invalid",
+            "message": f"{field}: {first.get('msg', 'invalid')}",
+            "details": {"field": field, "errors": errors},
+        }
         return api.create_response(request, body, status=422)
 
     @api.exception_handler(AuthenticationError)
     def auth_error(request, exc):
-        body = {"code": "unauthorized", "message": "a valid API key is required "
-                "(Authorization: Bearer <key>)", "details": {}}
+        body = {
+            "code": "unauthorized",
+            "message": "a valid API key is required (Authorization: Bearer <key>)",
+            "details": {},
+        }
         return api.create_response(request, body, status=401)
 
     @api.exception_handler(HttpError)

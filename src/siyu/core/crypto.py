@@ -26,7 +26,9 @@ def decrypt(token: str) -> str:
     try:
         return fernet().decrypt(token.encode()).decode()
     except InvalidToken as exc:  # a key was removed before re-encryption finished
-        raise RuntimeError("cannot decrypt a stored value: is SIYU_ENCRYPTION_KEYS complete?") from exc
+        raise RuntimeError(
+            "cannot decrypt a stored value: is SIYU_ENCRYPTION_KEYS complete?"
+        ) from exc
 
 
 def rotate(token: str) -> str:

@@ -26,15 +26,17 @@ def serve(*, host: str, port: int, workers: int, with_worker: bool = False) -> N
     if with_worker:
         worker = subprocess.Popen([sys.executable, "-m", "siyu.cli", "worker"])
     try:
-        _Gunicorn({
-            "bind": f"{host}:{port}",
-            "workers": workers,
-            "threads": 4,
-            "worker_class": "gthread",
-            "timeout": 60,
-            "accesslog": "-",
-            "access_log_format": '%(h)s "%(r)s" %(s)s %(b)s %(M)sms',
-        }).run()
+        _Gunicorn(
+            {
+                "bind": f"{host}:{port}",
+                "workers": workers,
+                "threads": 4,
+                "worker_class": "gthread",
+                "timeout": 60,
+                "accesslog": "-",
+                "access_log_format": '%(h)s "%(r)s" %(s)s %(b)s %(M)sms',
+            }
+        ).run()
     finally:
         if worker is not None:
             worker.terminate()

@@ -22,8 +22,22 @@ from siyu.contacts.actions.tags import (
 )
 
 __all__ = [
-    "attribute_define", "attribute_delete", "consent_set", "contact_assign", "contact_create",
-    "contact_delete", "contact_update", "contacts_merge", "contacts_tag", "identity_add",
-    "identity_remove", "identity_reveal", "tag_create", "tag_delete", "tag_group_create",
-    "tag_group_delete", "tag_group_update", "tag_update",
+    "attribute_define",
+    "attribute_delete",
+    "consent_set",
+    "contact_assign",
+    "contact_create",
+    "contact_delete",
+    "contact_update",
+    "contacts_merge",
+    "contacts_tag",
+    "identity_add",
+    "identity_remove",
+    "identity_reveal",
+    "tag_create",
+    "tag_delete",
+    "tag_group_create",
+    "tag_group_delete",
+    "tag_group_update",
+    "tag_update",
 ]

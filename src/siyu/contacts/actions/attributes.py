@@ -12,7 +12,12 @@ KEY_RE = re.compile(r"^[a-z][a-z0-9_]{0,59}$")
 
 @transaction.atomic
 def attribute_define(
-    *, workspace: Workspace, actor: Actor, key: str, label: str, type: str,
+    *,
+    workspace: Workspace,
+    actor: Actor,
+    key: str,
+    label: str,
+    type: str,
     choices: list[str] | None = None,
 ) -> AttributeDefinition:
     if not KEY_RE.match(key or ""):
@@ -25,17 +30,32 @@ def attribute_define(
     if AttributeDefinition.objects.filter(workspace=workspace, key=key).exists():
         raise Conflict(f"attribute {key!r} exists", details={"field": "key"})
     definition = AttributeDefinition.objects.create(
-        workspace=workspace, key=key, label=(label or key).strip()[:60], type=type,
+        workspace=workspace,
+        key=key,
+        label=(label or key).strip()[:60],
+        type=type,
         choices=choices if type == AttributeType.CHOICE else [],
     )
-    audit(workspace=workspace, actor=actor, action="attribute.define", obj=definition,
-          after={"key": key, "type": type, "choices": definition.choices})
+    audit(
+        workspace=workspace,
+        actor=actor,
+        action="attribute.define",
+        obj=definition,
+        after={"key": key, "type": type, "choices": definition.choices},
+    )
     return definition
 
 
 @transaction.atomic
-def attribute_delete(*, workspace: Workspace, actor: Actor, definition: AttributeDefinition) -> None:
+def attribute_delete(
+    *, workspace: Workspace, actor: Actor, definition: AttributeDefinition
+) -> None:
     """Remove the definition; values already stored on contacts are kept but no longer shown."""
-    audit(workspace=workspace, actor=actor, action="attribute.delete", obj=definition,
-          before={"key": definition.key, "type": definition.type})
+    audit(
+        workspace=workspace,
+        actor=actor,
+        action="attribute.delete",
+        obj=definition,
+        before={"key": definition.key, "type": definition.type},
+    )
     definition.delete()

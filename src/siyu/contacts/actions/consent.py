@@ -10,7 +10,12 @@ from siyu.core.models import Workspace
 
 @transaction.atomic
 def consent_set(
-    *, workspace: Workspace, actor: Actor, contact: Contact, channel: str, status: str,
+    *,
+    workspace: Workspace,
+    actor: Actor,
+    contact: Contact,
+    channel: str,
+    status: str,
     source: str = "",
 ) -> Consent:
     if channel not in Channel.values:
@@ -19,7 +24,9 @@ def consent_set(
         raise ValidationError("status", f"expected one of {ConsentStatus.values}")
     source = (source or actor.label)[:120]
     consent, created = Consent.objects.select_for_update().get_or_create(
-        workspace=workspace, contact=contact, channel=channel,
+        workspace=workspace,
+        contact=contact,
+        channel=channel,
         defaults={"status": status, "source": source},
     )
     before = None if created else consent.status
@@ -27,6 +34,12 @@ def consent_set(
         consent.status, consent.source, consent.recorded_at = status, source, timezone.now()
         consent.save(update_fields=["status", "source", "recorded_at"])
     timeline_add(contact, "consent", actor, channel=channel, status=status, source=source)
-    audit(workspace=workspace, actor=actor, action="consent.set", obj=contact,
-          before={"channel": channel, "status": before}, after={"channel": channel, "status": status})
+    audit(
+        workspace=workspace,
+        actor=actor,
+        action="consent.set",
+        obj=contact,
+        before={"channel": channel, "status": before},
+        after={"channel": channel, "status": status},
+    )
     return consent

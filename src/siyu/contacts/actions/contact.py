@@ -61,7 +61,8 @@ def resolve_owner(workspace: Workspace, owner_id: int | None) -> Staff | None:
         return None
     membership = (
         Membership.objects.select_related("staff")
-        .filter(workspace=workspace, staff_id=owner_id).first()
+        .filter(workspace=workspace, staff_id=owner_id)
+        .first()
     )
     if membership is None:
         raise ValidationError("owner_id", "not a staff member of this workspace")
@@ -74,19 +75,34 @@ def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
 
 @transaction.atomic
 def contact_create(
-    *, workspace: Workspace, actor: Actor, profile: dict[str, Any] | None = None,
-    attributes: dict[str, Any] | None = None, identities: Iterable[IdentityInput] = (),
-    tag_ids: Iterable[int] = (), owner_id: int | None = None,
+    *,
+    workspace: Workspace,
+    actor: Actor,
+    profile: dict[str, Any] | None = None,
+    attributes: dict[str, Any] | None = None,
+    identities: Iterable[IdentityInput] = (),
+    tag_ids: Iterable[int] = (),
+    owner_id: int | None = None,
 ) -> Contact:
     profile = clean_profile(profile or {})
-    attrs = {k: v for k, v in clean_attributes(workspace, attributes or {}).items() if v is not None}
+    attrs = {
+        k: v for k, v in clean_attributes(workspace, attributes or {}).items() if v is not None
+    }
     owner = resolve_owner(workspace, owner_id)
     if owner is None and is_own_only(actor.role):
         owner = actor.user  # an agent's new contact is the agent's own
     contact = Contact.objects.create(workspace=workspace, owner=owner, attributes=attrs, **profile)
     for index, ident in enumerate(identities):
-        save_identity(build_identity(workspace, contact, ident.kind, ident.value, ident.app_id,
-                                     field=f"identities[{index}].value"))
+        save_identity(
+            build_identity(
+                workspace,
+                contact,
+                ident.kind,
+                ident.value,
+                ident.app_id,
+                field=f"identities[{index}].value",
+            )
+        )
     tags = tags_for_ids(workspace, tag_ids)
     ContactTag.objects.bulk_create(
         [ContactTag(workspace=workspace, contact=contact, tag=t) for t in tags]
@@ -94,15 +110,24 @@ def contact_create(
     timeline_add(contact, "created", actor, source=contact.source)
     if tags:
         timeline_add(contact, "tag_added", actor, tags=[t.name for t in tags])
-    audit(workspace=workspace, actor=actor, action="contact.create", obj=contact,
-          after={**_jsonable(profile), "attributes": attrs, "tags": [t.pk for t in tags]})
+    audit(
+        workspace=workspace,
+        actor=actor,
+        action="contact.create",
+        obj=contact,
+        after={**_jsonable(profile), "attributes": attrs, "tags": [t.pk for t in tags]},
+    )
     return contact
 
 
 @transaction.atomic
 def contact_update(
-    *, workspace: Workspace, actor: Actor, contact: Contact,
-    profile: dict[str, Any] | None = None, attributes: dict[str, Any] | None = None,
+    *,
+    workspace: Workspace,
+    actor: Actor,
+    contact: Contact,
+    profile: dict[str, Any] | None = None,
+    attributes: dict[str, Any] | None = None,
 ) -> Contact:
     profile = clean_profile(profile or {})
     attrs = clean_attributes(workspace, attributes or {})
@@ -128,8 +153,14 @@ def contact_update(
     contact.updated_at = timezone.now()
     contact.save()
     timeline_add(contact, "updated", actor, fields=sorted(after))
-    audit(workspace=workspace, actor=actor, action="contact.update", obj=contact,
-          before=_jsonable(before), after=_jsonable(after))
+    audit(
+        workspace=workspace,
+        actor=actor,
+        action="contact.update",
+        obj=contact,
+        before=_jsonable(before),
+        after=_jsonable(after),
+    )
     return contact
 
 
@@ -146,14 +177,28 @@ def contact_assign(
     contact.updated_at = timezone.now()
     contact.save(update_fields=["owner", "updated_at"])
     timeline_add(contact, "owner_changed", actor, owner=owner.display_name if owner else "")
-    audit(workspace=workspace, actor=actor, action="contact.assign", obj=contact,
-          before={"owner_id": before}, after={"owner_id": contact.owner_id})
+    audit(
+        workspace=workspace,
+        actor=actor,
+        action="contact.assign",
+        obj=contact,
+        before={"owner_id": before},
+        after={"owner_id": contact.owner_id},
+    )
     return contact
 
 
 @transaction.atomic
 def contact_delete(*, workspace: Workspace, actor: Actor, contact: Contact) -> None:
-    audit(workspace=workspace, actor=actor, action="contact.delete", obj=contact,
-          before={"name": contact.name, "source": contact.source,
-                  "identities": list(contact.identities.values_list("kind", "masked"))})
+    audit(
+        workspace=workspace,
+        actor=actor,
+        action="contact.delete",
+        obj=contact,
+        before={
+            "name": contact.name,
+            "source": contact.source,
+            "identities": list(contact.identities.values_list("kind", "masked")),
+        },
+    )
     contact.delete()

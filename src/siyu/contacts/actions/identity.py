@@ -13,8 +13,14 @@ def identity_hash(kind: str, value: str, app_id: str = "") -> str:
     return crypto.keyed_hash(f"{kind}/{app_id}", value)
 
 
-def build_identity(workspace: Workspace, contact: Contact, kind: str, raw: str,
-                   app_id: str = "", field: str = "value") -> Identity:
+def build_identity(
+    workspace: Workspace,
+    contact: Contact,
+    kind: str,
+    raw: str,
+    app_id: str = "",
+    field: str = "value",
+) -> Identity:
     """An unsaved Identity with its value normalised, hashed and (for PII) encrypted."""
     value = normalize_identity(kind, raw, field)
     if kind == IdentityKind.WECHAT_OPENID and not app_id:
@@ -23,16 +29,23 @@ def build_identity(workspace: Workspace, contact: Contact, kind: str, raw: str,
         app_id = ""
     pii = kind in PII_KINDS
     return Identity(
-        workspace=workspace, contact=contact, kind=kind, app_id=app_id,
-        value="" if pii else value, value_enc=crypto.encrypt(value) if pii else "",
-        value_hash=identity_hash(kind, value, app_id), masked=mask(kind, value),
+        workspace=workspace,
+        contact=contact,
+        kind=kind,
+        app_id=app_id,
+        value="" if pii else value,
+        value_enc=crypto.encrypt(value) if pii else "",
+        value_hash=identity_hash(kind, value, app_id),
+        masked=mask(kind, value),
     )
 
 
 def find_identity(workspace: Workspace, kind: str, raw: str, app_id: str = "") -> Identity | None:
     value = normalize_identity(kind, raw)
     return Identity.objects.filter(
-        workspace=workspace, kind=kind, app_id=app_id if kind == IdentityKind.WECHAT_OPENID else "",
+        workspace=workspace,
+        kind=kind,
+        app_id=app_id if kind == IdentityKind.WECHAT_OPENID else "",
         value_hash=identity_hash(kind, value, app_id if kind == IdentityKind.WECHAT_OPENID else ""),
     ).first()
 
@@ -40,7 +53,9 @@ def find_identity(workspace: Workspace, kind: str, raw: str, app_id: str = "") -
 def save_identity(identity: Identity) -> Identity:
     """Insert, turning a uniqueness clash into a 409 that names the existing contact."""
     existing = Identity.objects.filter(
-        workspace=identity.workspace, kind=identity.kind, app_id=identity.app_id,
+        workspace=identity.workspace,
+        kind=identity.kind,
+        app_id=identity.app_id,
         value_hash=identity.value_hash,
     ).first()
     if existing is not None:
@@ -56,11 +71,14 @@ def save_identity(identity: Identity) -> Identity:
             identity.save()
     except IntegrityError as exc:  # lost a race with a concurrent insert
         winner = Identity.objects.filter(
-            workspace=identity.workspace, kind=identity.kind, app_id=identity.app_id,
+            workspace=identity.workspace,
+            kind=identity.kind,
+            app_id=identity.app_id,
             value_hash=identity.value_hash,
         ).first()
         raise Conflict(
-            f"this {identity.kind} already belongs to another contact", code="identity_taken",
+            f"this {identity.kind} already belongs to another contact",
+            code="identity_taken",
             details={"field": identity.kind, "contact_id": winner.contact_id if winner else None},
         ) from exc
     return identity
@@ -68,13 +86,23 @@ def save_identity(identity: Identity) -> Identity:
 
 @transaction.atomic
 def identity_add(
-    *, workspace: Workspace, actor: Actor, contact: Contact, kind: str, value: str,
+    *,
+    workspace: Workspace,
+    actor: Actor,
+    contact: Contact,
+    kind: str,
+    value: str,
     app_id: str = "",
 ) -> Identity:
     identity = save_identity(build_identity(workspace, contact, kind, value, app_id))
     timeline_add(contact, "identity_added", actor, kind=kind, value=identity.masked)
-    audit(workspace=workspace, actor=actor, action="identity.add", obj=contact,
-          after={"kind": kind, "value": identity.masked})
+    audit(
+        workspace=workspace,
+        actor=actor,
+        action="identity.add",
+        obj=contact,
+        after={"kind": kind, "value": identity.masked},
+    )
     return identity
 
 
@@ -82,8 +110,13 @@ def identity_add(
 def identity_remove(*, workspace: Workspace, actor: Actor, identity: Identity) -> None:
     contact = identity.contact
     timeline_add(contact, "identity_removed", actor, kind=identity.kind, value=identity.masked)
-    audit(workspace=workspace, actor=actor, action="identity.remove", obj=contact,
-          before={"kind": identity.kind, "value": identity.masked})
+    audit(
+        workspace=workspace,
+        actor=actor,
+        action="identity.remove",
+        obj=contact,
+        before={"kind": identity.kind, "value": identity.masked},
+    )
     identity.delete()
 
 
@@ -96,7 +129,12 @@ def identity_reveal(*, workspace: Workspace, actor: Actor, identity: Identity) -
     """The clear value of a masked identity; every reveal is audited and on the timeline."""
     value = identity_clear_value(identity)
     if identity.is_pii:
-        audit(workspace=workspace, actor=actor, action="pii.reveal", obj=identity.contact,
-              after={"kind": identity.kind, "identity_id": identity.pk})
+        audit(
+            workspace=workspace,
+            actor=actor,
+            action="pii.reveal",
+            obj=identity.contact,
+            after={"kind": identity.kind, "identity_id": identity.pk},
+        )
         timeline_add(identity.contact, "pii_revealed", actor, kind=identity.kind)
     return value

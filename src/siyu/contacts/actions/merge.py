@@ -12,8 +12,11 @@ FILLABLE = ("name", "birthday", "province", "city", "source")
 
 def _snapshot(contact: Contact) -> dict:
     return {
-        "id": contact.pk, "name": contact.name, "source": contact.source,
-        "owner_id": contact.owner_id, "attributes": contact.attributes,
+        "id": contact.pk,
+        "name": contact.name,
+        "source": contact.source,
+        "owner_id": contact.owner_id,
+        "attributes": contact.attributes,
         "identities": list(contact.identities.values_list("kind", "masked")),
         "tags": list(contact.contact_tags.values_list("tag__name", flat=True)),
     }
@@ -30,7 +33,8 @@ def contacts_merge(
     locked = {
         c.pk: c
         for c in Contact.objects.select_for_update()
-        .filter(workspace=workspace, pk__in=[survivor.pk, other.pk]).order_by("pk")
+        .filter(workspace=workspace, pk__in=[survivor.pk, other.pk])
+        .order_by("pk")
     }
     survivor, other = locked[survivor.pk], locked[other.pk]
     before = {"survivor": _snapshot(survivor), "other": _snapshot(other)}
@@ -66,7 +70,13 @@ def contacts_merge(
 
     TimelineEntry.objects.filter(workspace=workspace, contact=other).update(contact=survivor)
     timeline_add(survivor, "merged", actor, other_id=other.pk, other_name=other.name or "-")
-    audit(workspace=workspace, actor=actor, action="contact.merge", obj=survivor,
-          before=before, after=_snapshot(survivor))
+    audit(
+        workspace=workspace,
+        actor=actor,
+        action="contact.merge",
+        obj=survivor,
+        before=before,
+        after=_snapshot(survivor),
+    )
     other.delete()
     return survivor

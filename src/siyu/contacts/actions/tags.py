@@ -29,12 +29,16 @@ def tags_for_ids(workspace: Workspace, tag_ids: Iterable[int], field: str = "tag
 
 
 @transaction.atomic
-def tag_group_create(*, workspace: Workspace, actor: Actor, name: str, color: str = "blue") -> TagGroup:
+def tag_group_create(
+    *, workspace: Workspace, actor: Actor, name: str, color: str = "blue"
+) -> TagGroup:
     name = _clean_name(name)
     if TagGroup.objects.filter(workspace=workspace, name=name).exists():
         raise Conflict(f"tag group {name!r} exists", details={"field": "name"})
     group = TagGroup.objects.create(workspace=workspace, name=name, color=color or "blue")
-    audit(workspace=workspace, actor=actor, action="taggroup.create", obj=group, after={"name": name})
+    audit(
+        workspace=workspace, actor=actor, action="taggroup.create", obj=group, after={"name": name}
+    )
     return group
 
 
@@ -46,15 +50,26 @@ def tag_group_update(*, workspace: Workspace, actor: Actor, group: TagGroup, nam
     before = group.name
     group.name = name
     group.save(update_fields=["name"])
-    audit(workspace=workspace, actor=actor, action="taggroup.update", obj=group,
-          before={"name": before}, after={"name": name})
+    audit(
+        workspace=workspace,
+        actor=actor,
+        action="taggroup.update",
+        obj=group,
+        before={"name": before},
+        after={"name": name},
+    )
     return group
 
 
 @transaction.atomic
 def tag_group_delete(*, workspace: Workspace, actor: Actor, group: TagGroup) -> None:
-    audit(workspace=workspace, actor=actor, action="taggroup.delete", obj=group,
-          before={"name": group.name, "tags": list(group.tags.values_list("name", flat=True))})
+    audit(
+        workspace=workspace,
+        actor=actor,
+        action="taggroup.delete",
+        obj=group,
+        before={"name": group.name, "tags": list(group.tags.values_list("name", flat=True))},
+    )
     group.delete()
 
 
@@ -64,37 +79,59 @@ def tag_create(*, workspace: Workspace, actor: Actor, group: TagGroup, name: str
     if Tag.objects.filter(workspace=workspace, group=group, name=name).exists():
         raise Conflict(f"tag {name!r} exists in {group.name}", details={"field": "name"})
     tag = Tag.objects.create(workspace=workspace, group=group, name=name)
-    audit(workspace=workspace, actor=actor, action="tag.create", obj=tag,
-          after={"name": name, "group": group.name})
+    audit(
+        workspace=workspace,
+        actor=actor,
+        action="tag.create",
+        obj=tag,
+        after={"name": name, "group": group.name},
+    )
     return tag
 
 
 @transaction.atomic
 def tag_update(*, workspace: Workspace, actor: Actor, tag: Tag, name: str) -> Tag:
     name = _clean_name(name)
-    if Tag.objects.filter(workspace=workspace, group_id=tag.group_id, name=name).exclude(
-        pk=tag.pk
-    ).exists():
+    if (
+        Tag.objects.filter(workspace=workspace, group_id=tag.group_id, name=name)
+        .exclude(pk=tag.pk)
+        .exists()
+    ):
         raise Conflict(f"tag {name!r} exists", details={"field": "name"})
     before = tag.name
     tag.name = name
     tag.save(update_fields=["name"])
-    audit(workspace=workspace, actor=actor, action="tag.update", obj=tag,
-          before={"name": before}, after={"name": name})
+    audit(
+        workspace=workspace,
+        actor=actor,
+        action="tag.update",
+        obj=tag,
+        before={"name": before},
+        after={"name": name},
+    )
     return tag
 
 
 @transaction.atomic
 def tag_delete(*, workspace: Workspace, actor: Actor, tag: Tag) -> None:
-    audit(workspace=workspace, actor=actor, action="tag.delete", obj=tag,
-          before={"name": tag.name, "contacts": tag.contact_tags.count()})
+    audit(
+        workspace=workspace,
+        actor=actor,
+        action="tag.delete",
+        obj=tag,
+        before={"name": tag.name, "contacts": tag.contact_tags.count()},
+    )
     tag.delete()
 
 
 @transaction.atomic
 def contacts_tag(
-    *, workspace: Workspace, actor: Actor, contact_ids: Iterable[int] | QuerySet,
-    add: Iterable[int] = (), remove: Iterable[int] = (),
+    *,
+    workspace: Workspace,
+    actor: Actor,
+    contact_ids: Iterable[int] | QuerySet,
+    add: Iterable[int] = (),
+    remove: Iterable[int] = (),
 ) -> dict[str, int]:
     """Add and remove tags on many contacts as set operations. `contact_ids` is a list of
     ids or a queryset of contacts (a whole filtered list, evaluated in SQL). Contacts outside
@@ -111,12 +148,14 @@ def contacts_tag(
     added = removed = 0
     for tag in add_tags:
         targets = list(
-            contacts.filter(~Exists(ContactTag.objects.filter(contact=OuterRef("pk"), tag=tag)))
-            .values_list("pk", flat=True)
+            contacts.filter(
+                ~Exists(ContactTag.objects.filter(contact=OuterRef("pk"), tag=tag))
+            ).values_list("pk", flat=True)
         )
         ContactTag.objects.bulk_create(
             [ContactTag(workspace=workspace, contact_id=cid, tag=tag) for cid in targets],
-            batch_size=2000, ignore_conflicts=True,
+            batch_size=2000,
+            ignore_conflicts=True,
         )
         timeline_add_many(workspace.pk, targets, "tag_added", actor, tags=[tag.name])
         added += len(targets)
@@ -127,8 +166,18 @@ def contacts_tag(
         timeline_add_many(workspace.pk, targets, "tag_removed", actor, tags=[tag.name])
         removed += len(targets)
     if added or removed:
-        audit(workspace=workspace, actor=actor, action="contacts.tag", object_type="contact",
-              object_id=ids[0] if len(ids) == 1 else "",
-              after={"contacts": len(ids) or "filter", "add": [t.name for t in add_tags],
-                     "remove": [t.name for t in remove_tags], "added": added, "removed": removed})
+        audit(
+            workspace=workspace,
+            actor=actor,
+            action="contacts.tag",
+            object_type="contact",
+            object_id=ids[0] if len(ids) == 1 else "",
+            after={
+                "contacts": len(ids) or "filter",
+                "add": [t.name for t in add_tags],
+                "remove": [t.name for t in remove_tags],
+                "added": added,
+                "removed": removed,
+            },
+        )
     return {"added": added, "removed": removed}

@@ -15,16 +15,18 @@ class Command(BaseCommand):
         create = sub.add_parser("create")
         create.add_argument("--workspace", required=True)
         create.add_argument("--name", required=True)
-        create.add_argument("--role", default=Role.ADMIN,
-                            choices=[r for r in Role.values if r != Role.OWNER])
+        create.add_argument(
+            "--role", default=Role.ADMIN, choices=[r for r in Role.values if r != Role.OWNER]
+        )
 
     def handle(self, *args, action, workspace, name, role, **options):
         ws = Workspace.objects.filter(slug=workspace).first()
         if ws is None:
             raise CommandError(f"no workspace {workspace!r}")
         try:
-            key, raw = actions.apikey_create(workspace=ws, actor=Actor.system("cli:apikey"),
-                                             name=name, role=role)
+            key, raw = actions.apikey_create(
+                workspace=ws, actor=Actor.system("cli:apikey"), name=name, role=role
+            )
         except SiyuError as exc:
             raise CommandError(exc.message) from exc
         self.stderr.write(f"API key {key.name!r} ({key.role}) for {ws.slug}; shown only once:")

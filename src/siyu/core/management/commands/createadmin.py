@@ -25,12 +25,14 @@ class Command(BaseCommand):
         actor = Actor.system("cli:createadmin")
         try:
             ws = Workspace.objects.filter(slug=workspace).first() or actions.workspace_create(
-                name=workspace_name or workspace, slug=workspace, actor=actor)
+                name=workspace_name or workspace, slug=workspace, actor=actor
+            )
             staff = Staff.objects.filter(email__iexact=email).first()
             membership = Membership.objects.filter(workspace=ws, staff=staff).first()
             if membership is None:
-                actions.staff_add(workspace=ws, actor=actor, email=email, role=role, name=name,
-                                  password=password)
+                actions.staff_add(
+                    workspace=ws, actor=actor, email=email, role=role, name=name, password=password
+                )
             else:
                 staff.set_password(password)
                 staff.save(update_fields=["password"])

@@ -21,8 +21,11 @@ def reencrypt_all(batch_size: int = 2000) -> int:
         while True:
             with transaction.atomic():
                 rows = list(
-                    model.objects.select_for_update().filter(pk__gt=last_id).exclude(**{field: ""})
-                    .order_by("pk").only("pk", field)[:batch_size]
+                    model.objects.select_for_update()
+                    .filter(pk__gt=last_id)
+                    .exclude(**{field: ""})
+                    .order_by("pk")
+                    .only("pk", field)[:batch_size]
                 )
                 if not rows:
                     break
@@ -35,22 +38,32 @@ def reencrypt_all(batch_size: int = 2000) -> int:
 
 
 class Command(BaseCommand):
-    help = ("Rotate the PII encryption key: add a new key (file mode) and re-encrypt all data. "
-            "With SIYU_ENCRYPTION_KEYS set, put the new key first yourself, then run this.")
+    help = (
+        "Rotate the PII encryption key: add a new key (file mode) and re-encrypt all data. "
+        "With SIYU_ENCRYPTION_KEYS set, put the new key first yourself, then run this."
+    )
 
     def add_arguments(self, parser):
-        parser.add_argument("--drop-old", action="store_true",
-                            help="after re-encrypting, remove the old keys from the key file")
-        parser.add_argument("--reencrypt-only", action="store_true",
-                            help="do not add a key; re-encrypt under the current newest key")
+        parser.add_argument(
+            "--drop-old",
+            action="store_true",
+            help="after re-encrypting, remove the old keys from the key file",
+        )
+        parser.add_argument(
+            "--reencrypt-only",
+            action="store_true",
+            help="do not add a key; re-encrypt under the current newest key",
+        )
 
     def handle(self, *args, drop_old, reencrypt_only, **options):
         path = encryption_keys_file(settings.SIYU_HOME)
         from_env = settings.SIYU_ENCRYPTION_KEYS_FROM_ENV
         if not reencrypt_only:
             if from_env:
-                raise CommandError("keys come from SIYU_ENCRYPTION_KEYS: put a new key first "
-                                   "(siyu rotate-key prints none), then run with --reencrypt-only")
+                raise CommandError(
+                    "keys come from SIYU_ENCRYPTION_KEYS: put a new key first "
+                    "(siyu rotate-key prints none), then run with --reencrypt-only"
+                )
             keys = [new_fernet_key(), *settings.SIYU_ENCRYPTION_KEYS]
             path.write_text("\n".join(keys) + "\n")
             settings.SIYU_ENCRYPTION_KEYS = keys

@@ -35,8 +35,10 @@ def check_worker() -> str:
     oldest = ready.order_by("enqueued_at").values_list("enqueued_at", flat=True).first()
     lag = f", oldest queued task {(timezone.now() - oldest).seconds}s old" if oldest else ""
     if not alive:
-        raise RuntimeError(f"no worker seen in {WORKER_STALE_SECONDS}s: run `siyu worker` "
-                           f"({ready.count()} task(s) queued{lag})")
+        raise RuntimeError(
+            f"no worker seen in {WORKER_STALE_SECONDS}s: run `siyu worker` "
+            f"({ready.count()} task(s) queued{lag})"
+        )
     return f"{alive} worker(s) alive, {ready.count()} task(s) queued{lag}"
 
 
@@ -44,15 +46,23 @@ def check_encryption() -> str:
     from siyu.contacts.models import Identity
 
     summary = crypto.check_encryption()
-    sample = Identity.objects.exclude(value_enc="").order_by("-id").values_list(
-        "value_enc", flat=True).first()
+    sample = (
+        Identity.objects.exclude(value_enc="")
+        .order_by("-id")
+        .values_list("value_enc", flat=True)
+        .first()
+    )
     if sample:
         crypto.decrypt(sample)  # stored data is readable with the configured keys
     return summary
 
 
-CHECKS = [("database", check_database), ("migrations", check_migrations),
-          ("worker", check_worker), ("encryption key", check_encryption)]
+CHECKS = [
+    ("database", check_database),
+    ("migrations", check_migrations),
+    ("worker", check_worker),
+    ("encryption key", check_encryption),
+]
 
 
 class Command(BaseCommand):

@@ -19,8 +19,12 @@ def _beat(worker_id: str, started, stop: threading.Event) -> None:
             close_old_connections()
             WorkerHeartbeat.objects.update_or_create(
                 worker_id=worker_id,
-                defaults={"hostname": socket.gethostname(), "pid": os.getpid(),
-                          "started_at": started, "last_seen_at": timezone.now()},
+                defaults={
+                    "hostname": socket.gethostname(),
+                    "pid": os.getpid(),
+                    "started_at": started,
+                    "last_seen_at": timezone.now(),
+                },
             )
         except Exception:  # noqa: BLE001 - a missed beat must never kill the worker
             pass
@@ -43,8 +47,15 @@ class Command(BaseCommand):
         beat.start()
         self.stdout.write(f"siyu worker {worker_id} started")
         try:
-            call_command("db_worker", worker_id=worker_id, interval=interval, batch=batch,
-                         reload=False, queue_name="*", verbosity=options.get("verbosity", 1))
+            call_command(
+                "db_worker",
+                worker_id=worker_id,
+                interval=interval,
+                batch=batch,
+                reload=False,
+                queue_name="*",
+                verbosity=options.get("verbosity", 1),
+            )
         finally:
             stop.set()
             beat.join(timeout=2)

@@ -1,0 +1,3 @@
+"""Workspace administration: tags, staff, API keys, audit log, settings."""
+
+urlpatterns: list = []

@@ -1,0 +1,19 @@
+"""Test settings: the product's settings with fixed throwaway keys, tasks run inline and a
+fast password hasher. The database comes from SIYU_DATABASE_URL (the Makefile sets it to
+SIYU_TEST_DATABASE_URL for the PostgreSQL run) or is SQLite."""
+
+import os
+import tempfile
+
+_home = tempfile.mkdtemp(prefix="siyu-test-")
+os.environ["SIYU_HOME"] = _home
+os.environ.setdefault("SIYU_DATABASE_URL", f"sqlite:///{_home}/test.sqlite3")
+os.environ["SIYU_SECRET_KEY"] = "test-only-secret-key-not-for-production"  # noqa: S105
+os.environ["SIYU_ENCRYPTION_KEYS"] = "Q2hhbmdlTWVDaGFuZ2VNZUNoYW5nZU1lQ2hhbmdlTWU="
+os.environ["SIYU_HASH_KEY"] = "test-only-hash-key"
+os.environ["SIYU_TASK_BACKEND"] = "django_tasks.backends.immediate.ImmediateBackend"
+
+from siyu.settings import *  # noqa: E402,F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+LANGUAGE_CODE = "zh-hans"
