@@ -150,7 +150,6 @@ TASKS = {
 }
 
 SIYU_DEFAULT_REGION = env("DEFAULT_REGION", "CN")
-SIYU_PAGE_SIZE = int(env("PAGE_SIZE", "50"))
 
 LOGGING = {
     "version": 1,
