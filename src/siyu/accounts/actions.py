@@ -65,7 +65,9 @@ def staff_add(
     name: str = "",
     password: str | None = None,
 ) -> Membership:
-    """Add a staff member to a workspace, creating the login if it does not exist yet."""
+    """Add a staff member to a workspace, creating the login if it does not exist yet.
+    An existing login keeps its password: adding someone must never let the adder choose
+    the password of an account that other workspaces trust."""
     if role not in Role.values:
         raise ValidationError("role", f"unknown role {role!r}", choices=Role.values)
     _check_can_grant(actor, role)
@@ -73,9 +75,6 @@ def staff_add(
     staff = Staff.objects.filter(email__iexact=email).first()
     if staff is None:
         staff = Staff.objects.create_user(email=email, password=password, name=name)
-    elif password:
-        staff.set_password(password)
-        staff.save(update_fields=["password"])
     membership, created = Membership.objects.get_or_create(
         workspace=workspace, staff=staff, defaults={"role": role}
     )
@@ -193,7 +192,7 @@ def apikey_revoke(*, workspace: Workspace, actor: Actor, key: ApiKey) -> ApiKey:
 
 def apikey_authenticate(raw: str) -> ApiKey | None:
     key = (
-        ApiKey.objects.select_related("workspace")
+        ApiKey.objects.select_related("workspace", "created_by")
         .filter(key_hash=hash_api_key(raw), revoked_at__isnull=True)
         .first()
     )

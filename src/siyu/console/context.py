@@ -2,6 +2,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.translation import gettext_lazy as _
 
 from siyu.accounts.access import can
+from siyu.accounts.permissions import Role
 
 # (url name, label, permission needed to see the link)
 NAV = [
@@ -28,4 +29,10 @@ def console(request):
             except NoReverseMatch:  # an area not built yet
                 continue
             nav.append({"url": url, "label": label, "active": request.path.startswith(url)})
-    return {"workspace": workspace, "actor": actor, "console_nav": nav}
+    role_label = Role(actor.role).label if actor is not None else ""
+    return {
+        "workspace": workspace,
+        "actor": actor,
+        "actor_role_label": role_label,
+        "console_nav": nav,
+    }

@@ -30,13 +30,15 @@ class Command(BaseCommand):
             staff = Staff.objects.filter(email__iexact=email).first()
             membership = Membership.objects.filter(workspace=ws, staff=staff).first()
             if membership is None:
-                actions.staff_add(
+                membership = actions.staff_add(
                     workspace=ws, actor=actor, email=email, role=role, name=name, password=password
                 )
             else:
-                staff.set_password(password)
-                staff.save(update_fields=["password"])
                 actions.staff_set_role(workspace=ws, actor=actor, membership=membership, role=role)
+            # The CLI runs with the server's own authority: it (re)sets the password it is given,
+            # also for a login that already exists in another workspace.
+            membership.staff.set_password(password)
+            membership.staff.save(update_fields=["password"])
         except SiyuError as exc:
             raise CommandError(exc.message) from exc
         self.stdout.write(f"{email} is {role} of workspace {ws.slug}")
