@@ -158,3 +158,13 @@ def console(cast):
         return client
 
     return make
+
+
+@pytest.fixture
+def agent_api(cast):
+    """An API client with an agent-role key that belongs to the cast's agent (created by
+    them), so it sees and creates the agent's own contacts."""
+    _, raw = account_actions.apikey_create(
+        workspace=cast.workspace, actor=cast.agent.actor, name="agent-own", role=Role.AGENT
+    )
+    return ApiClient(raw)

@@ -3,7 +3,7 @@
 from django.http import HttpRequest
 
 from siyu.accounts.models import ApiKey, Membership, Staff
-from siyu.accounts.permissions import has_perm
+from siyu.accounts.permissions import has_perm, is_own_only
 from siyu.core.audit import Actor
 from siyu.core.errors import NotFound, PermissionDenied
 from siyu.core.models import Workspace
@@ -30,8 +30,10 @@ def staff_actor(request: HttpRequest, workspace: Workspace) -> Actor:
 
 
 def key_actor(request: HttpRequest, key: ApiKey) -> Actor:
+    # An own-only (agent) key acts for the staff member it belongs to (its creator): their
+    # contacts are the only ones it sees, and contacts it creates are theirs.
     return Actor(
-        user=None,
+        user=key.created_by if is_own_only(key.role) else None,
         label=f"api-key:{key.prefix}",
         role=key.role,
         ip=client_ip(request),

@@ -6,6 +6,7 @@ from django.http import HttpRequest
 from ninja import Query, Router, Schema, Status
 
 from siyu.accounts.access import can
+from siyu.accounts.permissions import is_own_only
 from siyu.contacts import actions
 from siyu.contacts.actions.contact import IdentityInput
 from siyu.contacts.models import AttributeDefinition, ContactTag, Identity, Tag, TagGroup
@@ -94,6 +95,9 @@ def create_contact(request: HttpRequest, payload: ContactIn):
     data = payload.model_dump()
     if data["owner_id"] is not None and not can(actor, "contacts.assign"):
         raise PermissionDenied("your role may not choose a contact's owner")
+    if is_own_only(actor.role) and actor.user is None:
+        # The contact would belong to nobody and be invisible to the key that created it.
+        raise PermissionDenied("this agent key belongs to no staff member; it cannot create")
     contact = actions.contact_create(
         workspace=workspace,
         actor=actor,

@@ -47,7 +47,18 @@ def get_contact_for(workspace: Workspace, actor: Actor, contact_id: Any) -> Cont
 
 def identity_matches(workspace: Workspace, q: str) -> list[int]:
     """Contacts whose identity equals the query under any identity kind (exact, by hash)."""
-    hashes = [identity_hash(kind, value) for kind, value in search_candidates(q)]
+    candidates = search_candidates(q)
+    hashes = [identity_hash(kind, value) for kind, value in candidates]
+    # An openid's hash includes its app id: try the query under each app id in use.
+    app_ids = (
+        Identity.objects.filter(workspace=workspace, kind=IdentityKind.WECHAT_OPENID)
+        .values_list("app_id", flat=True)
+        .distinct()
+    )
+    openids = [v for k, v in candidates if k == IdentityKind.WECHAT_OPENID]
+    hashes += [
+        identity_hash(IdentityKind.WECHAT_OPENID, v, app_id) for app_id in app_ids for v in openids
+    ]
     return list(
         Identity.objects.filter(workspace=workspace, value_hash__in=hashes).values_list(
             "contact_id", flat=True
@@ -99,6 +110,10 @@ def _decode_cursor(cursor: str, sort: str) -> list[Any]:
             values[0] = parse_datetime(values[0])
             if values[0] is None:
                 raise ValueError
+        if sort == "name" and not isinstance(values[0], str):
+            raise ValueError
+        if type(values[-1]) is not int:  # the id tiebreak; a crafted cursor must not 500
+            raise ValueError
         return values
     except (ValueError, TypeError, json.JSONDecodeError) as exc:
         raise ValidationError("cursor", "not a cursor returned by this list") from exc

@@ -10,7 +10,8 @@ from siyu.contacts.models import Contact, TimelineEntry
 from siyu.core.audit import Actor
 
 
-def timeline_add(contact: Contact, kind: str, actor: Actor, **data: Any) -> TimelineEntry:
+def timeline_add(contact: Contact, kind: str, actor: Actor, /, **data: Any) -> TimelineEntry:
+    # positional-only, so that data may itself carry a "kind" (identity_added, pii_revealed)
     return TimelineEntry.objects.create(
         workspace_id=contact.workspace_id,
         contact=contact,
@@ -21,7 +22,7 @@ def timeline_add(contact: Contact, kind: str, actor: Actor, **data: Any) -> Time
 
 
 def timeline_add_many(
-    workspace_id: int, contact_ids: Iterable[int], kind: str, actor: Actor, **data: Any
+    workspace_id: int, contact_ids: Iterable[int], kind: str, actor: Actor, /, **data: Any
 ) -> int:
     now = timezone.now()
     rows = [

@@ -22,9 +22,14 @@ def build_identity(
     field: str = "value",
 ) -> Identity:
     """An unsaved Identity with its value normalised, hashed and (for PII) encrypted."""
+    prefix = field.removesuffix("value")  # "identities[0]." when part of a larger payload
+    if kind not in IdentityKind.values:
+        raise ValidationError(
+            f"{prefix}kind", f"unknown identity kind {kind!r}", choices=IdentityKind.values
+        )
     value = normalize_identity(kind, raw, field)
     if kind == IdentityKind.WECHAT_OPENID and not app_id:
-        raise ValidationError("app_id", "a WeChat openid needs the app id it belongs to")
+        raise ValidationError(f"{prefix}app_id", "a WeChat openid needs the app id it belongs to")
     if kind != IdentityKind.WECHAT_OPENID:
         app_id = ""
     pii = kind in PII_KINDS
