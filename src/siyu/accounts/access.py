@@ -48,5 +48,7 @@ def can(actor: Actor, perm: str) -> bool:
 def require(actor: Actor, perm: str) -> None:
     if not can(actor, perm):
         raise PermissionDenied(
-            f"your role ({actor.role}) may not {perm}", details={"permission": perm}
+            "your role (%(role)s) may not %(permission)s",
+            details={"permission": perm},
+            params={"role": actor.role, "permission": perm},
         )

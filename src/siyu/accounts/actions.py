@@ -21,7 +21,9 @@ def workspace_create(
     *, name: str, slug: str, actor: Actor, timezone_name: str = "Asia/Shanghai"
 ) -> Workspace:
     if Workspace.objects.filter(slug=slug).exists():
-        raise Conflict(f"workspace {slug!r} already exists", details={"field": "slug"})
+        raise Conflict(
+            "workspace %(slug)s already exists", details={"field": "slug"}, params={"slug": slug}
+        )
     workspace = Workspace.objects.create(name=name, slug=slug, timezone=timezone_name)
     audit(
         workspace=workspace,
@@ -69,7 +71,9 @@ def staff_add(
     An existing login keeps its password: adding someone must never let the adder choose
     the password of an account that other workspaces trust."""
     if role not in Role.values:
-        raise ValidationError("role", f"unknown role {role!r}", choices=Role.values)
+        raise ValidationError(
+            "role", "unknown role %(role)s", params={"role": role}, choices=Role.values
+        )
     _check_can_grant(actor, role)
     email = email.strip().lower()
     staff = Staff.objects.filter(email__iexact=email).first()
@@ -79,7 +83,9 @@ def staff_add(
         workspace=workspace, staff=staff, defaults={"role": role}
     )
     if not created:
-        raise Conflict(f"{email} is already a member", details={"field": "email"})
+        raise Conflict(
+            "%(email)s is already a member", details={"field": "email"}, params={"email": email}
+        )
     audit(
         workspace=workspace,
         actor=actor,
@@ -103,7 +109,9 @@ def staff_set_role(
     *, workspace: Workspace, actor: Actor, membership: Membership, role: str
 ) -> Membership:
     if role not in Role.values:
-        raise ValidationError("role", f"unknown role {role!r}", choices=Role.values)
+        raise ValidationError(
+            "role", "unknown role %(role)s", params={"role": role}, choices=Role.values
+        )
     membership = Membership.objects.select_for_update().get(pk=membership.pk, workspace=workspace)
     before = membership.role
     if before == role:

@@ -7,6 +7,7 @@ from functools import wraps
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils.translation import gettext
 
 from siyu.accounts.access import can, staff_actor
 from siyu.core.errors import NotFound, PermissionDenied, SiyuError
@@ -33,13 +34,22 @@ def workspace_view(perm: str) -> Callable:
             except NotFound as exc:
                 raise Http404 from exc
             except PermissionDenied as exc:
-                return render(request, "console/forbidden.html", {"perm": exc.message}, status=403)
+                return render(
+                    request, "console/forbidden.html", {"perm": error_text(exc)}, status=403
+                )
 
         return wrapper
 
     return decorator
 
 
+def error_text(exc: SiyuError) -> str:
+    """The error in the console's language. A translation of the whole message (with its
+    field, e.g. "name: must not be empty") wins; otherwise the translated template."""
+    whole = gettext(exc.message)
+    return whole if whole != exc.message else exc.localized()
+
+
 def error_response(request: HttpRequest, exc: SiyuError) -> HttpResponse:
     """An inline error for htmx forms (swapped into the form's error slot)."""
-    return render(request, "console/_error.html", {"error": exc}, status=exc.status)
+    return render(request, "console/_error.html", {"message": error_text(exc)}, status=exc.status)

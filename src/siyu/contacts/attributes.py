@@ -29,7 +29,9 @@ def coerce_value(definition: AttributeDefinition, value: Any, field: str) -> Any
         try:
             number = Decimal(str(value))
         except InvalidOperation as exc:
-            raise ValidationError(field, f"expected a number, got {value!r}") from exc
+            raise ValidationError(
+                field, "expected a number, got %(value)s", params={"value": value}
+            ) from exc
         if not number.is_finite():
             raise ValidationError(field, "expected a finite number")
         return int(number) if number == number.to_integral_value() else float(number)
@@ -39,7 +41,9 @@ def coerce_value(definition: AttributeDefinition, value: Any, field: str) -> Any
         try:
             return datetime.date.fromisoformat(str(value)).isoformat()
         except ValueError as exc:
-            raise ValidationError(field, f"expected a date YYYY-MM-DD, got {value!r}") from exc
+            raise ValidationError(
+                field, "expected a date YYYY-MM-DD, got %(value)s", params={"value": value}
+            ) from exc
     if kind == AttributeType.BOOL:
         if isinstance(value, bool):
             return value
@@ -48,14 +52,19 @@ def coerce_value(definition: AttributeDefinition, value: Any, field: str) -> Any
             return True
         if text in {"false", "0", "no", "否", "n"}:
             return False
-        raise ValidationError(field, f"expected true or false, got {value!r}")
+        raise ValidationError(
+            field, "expected true or false, got %(value)s", params={"value": value}
+        )
     if kind == AttributeType.CHOICE:
         if str(value) not in definition.choices:
             raise ValidationError(
-                field, f"{value!r} is not one of the choices", choices=definition.choices
+                field,
+                "%(value)s is not one of the choices",
+                params={"value": value},
+                choices=definition.choices,
             )
         return str(value)
-    raise ValidationError(field, f"unknown attribute type {kind!r}")
+    raise ValidationError(field, "unknown attribute type %(kind)s", params={"kind": kind})
 
 
 def clean_attributes(workspace: Workspace, values: dict[str, Any]) -> dict[str, Any]:

@@ -16,9 +16,11 @@ def normalize_phone(raw: str, field: str = "phone") -> str:
     try:
         number = phonenumbers.parse(str(raw).strip(), settings.SIYU_DEFAULT_REGION)
     except phonenumbers.NumberParseException as exc:
-        raise ValidationError(field, f"not a phone number: {raw!r}") from exc
+        raise ValidationError(
+            field, "not a phone number: %(value)s", params={"value": raw}
+        ) from exc
     if not phonenumbers.is_valid_number(number):
-        raise ValidationError(field, f"not a valid phone number: {raw!r}")
+        raise ValidationError(field, "not a valid phone number: %(value)s", params={"value": raw})
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
@@ -27,14 +29,19 @@ def normalize_email(raw: str, field: str = "email") -> str:
     try:
         validate_email(value)
     except DjangoValidationError as exc:
-        raise ValidationError(field, f"not an email address: {raw!r}") from exc
+        raise ValidationError(
+            field, "not an email address: %(value)s", params={"value": raw}
+        ) from exc
     return value
 
 
 def normalize_identity(kind: str, raw: str, field: str = "value") -> str:
     if kind not in IdentityKind.values:
         raise ValidationError(
-            "kind", f"unknown identity kind {kind!r}", choices=IdentityKind.values
+            "kind",
+            "unknown identity kind %(kind)s",
+            params={"kind": kind},
+            choices=IdentityKind.values,
         )
     if kind == IdentityKind.PHONE:
         return normalize_phone(raw, field)

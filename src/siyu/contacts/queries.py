@@ -144,7 +144,9 @@ def contact_page(
     qs: QuerySet[Contact], *, sort: str = "-created", cursor: str = "", limit: int = 50
 ) -> tuple[list[Contact], str | None]:
     if sort not in SORTS:
-        raise ValidationError("sort", f"expected one of {list(SORTS)}")
+        raise ValidationError(
+            "sort", "expected one of %(choices)s", params={"choices": ", ".join(SORTS)}
+        )
     if cursor:
         qs = qs.filter(_after(sort, _decode_cursor(cursor, sort)))
     rows = list(

@@ -6,7 +6,14 @@ from typing import Any
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from siyu.contacts.models import Contact, TimelineEntry
+from siyu.contacts.models import (
+    Channel,
+    ConsentStatus,
+    Contact,
+    IdentityKind,
+    Source,
+    TimelineEntry,
+)
 from siyu.core.audit import Actor
 
 
@@ -40,24 +47,40 @@ def timeline_add_many(
     return len(rows)
 
 
+def _label(choices, code: str | None) -> str:
+    """The translated label of a stored code; unknown codes are shown as they are."""
+    try:
+        return str(choices(code).label)
+    except ValueError:
+        return code or "-"
+
+
 def describe(entry: TimelineEntry) -> str:
     """A one-line, translated description of a timeline row for the console."""
     d = entry.data
+    kind = _label(IdentityKind, d.get("kind"))
     texts = {
         "created": lambda: (
-            _("Contact created (source: %(source)s)") % {"source": d.get("source") or "-"}
+            _("Contact created (source: %(source)s)") % {"source": _label(Source, d.get("source"))}
         ),
         "updated": lambda: (
             _("Profile updated: %(fields)s") % {"fields": ", ".join(d.get("fields", []))}
         ),
         "tag_added": lambda: _("Tag added: %(tags)s") % {"tags": "、".join(d.get("tags", []))},
         "tag_removed": lambda: _("Tag removed: %(tags)s") % {"tags": "、".join(d.get("tags", []))},
-        "identity_added": lambda: _("Identity added: %(kind)s %(value)s") % d,
-        "identity_removed": lambda: _("Identity removed: %(kind)s %(value)s") % d,
-        "consent": lambda: _("Consent %(status)s for %(channel)s (%(source)s)") % d,
+        "identity_added": lambda: _("Identity added: %(kind)s %(value)s") % {**d, "kind": kind},
+        "identity_removed": lambda: _("Identity removed: %(kind)s %(value)s") % {**d, "kind": kind},
+        "consent": lambda: (
+            _("Consent %(status)s for %(channel)s (%(source)s)")
+            % {
+                **d,
+                "status": _label(ConsentStatus, d.get("status")),
+                "channel": _label(Channel, d.get("channel")),
+            }
+        ),
         "owner_changed": lambda: _("Owner changed to %(owner)s") % {"owner": d.get("owner") or "-"},
         "merged": lambda: _("Merged contact #%(other_id)s (%(other_name)s) into this one") % d,
-        "pii_revealed": lambda: _("%(kind)s revealed") % d,
+        "pii_revealed": lambda: _("%(kind)s revealed") % {"kind": kind},
     }
     render = texts.get(entry.kind)
     try:

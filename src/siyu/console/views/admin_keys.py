@@ -12,7 +12,7 @@ from django.views.decorators.http import require_POST
 from siyu.accounts import actions
 from siyu.accounts.models import ApiKey
 from siyu.accounts.permissions import Role
-from siyu.console.access import workspace_view
+from siyu.console.access import error_text, workspace_view
 from siyu.core.errors import NotFound, SiyuError
 
 TEMPLATE = "console/admin/apikeys.html"
@@ -59,7 +59,7 @@ def apikey_create(request, workspace, actor):
             raise SiyuError(_("Name: at most 120 characters."), status=422)
         key, raw = actions.apikey_create(workspace=workspace, actor=actor, name=name, role=role)
     except SiyuError as exc:
-        form = {"name": name, "role": role, "error": _(exc.message)}
+        form = {"name": name, "role": role, "error": error_text(exc)}
         return _page(request, workspace, status=exc.status, form=form)
     # Rendered in this response only (no redirect): the clear key never enters the session,
     # the database or any later page; `never_cache` keeps it out of caches.

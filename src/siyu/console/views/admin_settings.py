@@ -12,7 +12,7 @@ from django.views.decorators.http import require_POST
 
 from siyu.accounts import actions as account_actions
 from siyu.accounts.access import can
-from siyu.console.access import workspace_view
+from siyu.console.access import error_text, workspace_view
 from siyu.contacts import actions as contact_actions
 from siyu.contacts.models import AttributeDefinition, AttributeType, Contact
 from siyu.core.errors import Conflict, NotFound, SiyuError
@@ -115,7 +115,7 @@ def workspace_save(request, workspace, actor):
             account_actions.workspace_update(workspace=workspace, actor=actor, **changes)
     except SiyuError as exc:
         return _page(
-            request, workspace, actor, status=exc.status, ws_form={**form, "error": _(exc.message)}
+            request, workspace, actor, status=exc.status, ws_form={**form, "error": error_text(exc)}
         )
     messages.success(request, _("Settings saved.") if changes else _("Nothing changed."))
     return redirect("console:settings", workspace.slug)
@@ -127,7 +127,7 @@ def _attribute_error(exc: SiyuError) -> str:
         return _("Key: an attribute with this key already exists.")
     if field == "type":
         return _("Type: choose one of the types.")
-    return _(exc.message)
+    return error_text(exc)
 
 
 @workspace_view("attributes.manage")

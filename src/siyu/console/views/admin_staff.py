@@ -15,7 +15,7 @@ from siyu.accounts import actions
 from siyu.accounts.access import can
 from siyu.accounts.models import Membership, Staff
 from siyu.accounts.permissions import DESCRIPTIONS, MATRIX, OWN_ONLY, Role
-from siyu.console.access import workspace_view
+from siyu.console.access import error_text, workspace_view
 from siyu.core.errors import Conflict, NotFound, SiyuError
 
 TEMPLATE = "console/admin/staff.html"
@@ -28,7 +28,7 @@ OWN_SCOPED_PREFIXES = ("contacts.", "dashboard.")
 def _error_text(exc: SiyuError) -> str:
     if isinstance(exc, Conflict) and exc.details.get("field") == "email":
         return _("Email: this person is already a member of the workspace.")
-    return _(exc.message)
+    return error_text(exc)
 
 
 def role_legend() -> dict:

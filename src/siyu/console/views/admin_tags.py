@@ -11,7 +11,7 @@ from django.views.decorators.http import require_POST
 
 from siyu.accounts.access import can
 from siyu.accounts.permissions import is_own_only
-from siyu.console.access import workspace_view
+from siyu.console.access import error_text, workspace_view
 from siyu.contacts import actions
 from siyu.contacts.models import ContactTag, Tag, TagGroup
 from siyu.contacts.queries import visible_contacts
@@ -25,7 +25,7 @@ def _error_text(exc: SiyuError, what: str) -> str:
     """A translated message for an action's error (`what` names the object for conflicts)."""
     if isinstance(exc, Conflict):
         return _("Name: a %(what)s with this name already exists.") % {"what": what}
-    return _(exc.message)
+    return error_text(exc)
 
 
 def _group_for(workspace, group_id: int) -> TagGroup:

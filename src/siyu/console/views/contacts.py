@@ -19,7 +19,7 @@ from django.views.decorators.http import require_POST
 from siyu.accounts.access import can
 from siyu.accounts.models import Membership, Staff
 from siyu.accounts.permissions import MATRIX, is_own_only
-from siyu.console.access import error_response, workspace_view
+from siyu.console.access import error_response, error_text, workspace_view
 from siyu.console.labels import source_label
 from siyu.contacts.actions import contact_create, contacts_tag
 from siyu.contacts.actions.contact import IdentityInput
@@ -249,7 +249,7 @@ def contact_bulk_tag(request: HttpRequest, workspace: Workspace, actor: Actor) -
     except SiyuError as exc:
         if request.htmx:
             return form_error(request, exc, "bulk-error")
-        messages.error(request, exc.message)
+        messages.error(request, error_text(exc))
         return redirect(list_url)
     if not request.htmx:
         if job is not None:

@@ -23,12 +23,16 @@ def attribute_define(
     if not KEY_RE.match(key or ""):
         raise ValidationError("key", "lower-case letters, digits and _, starting with a letter")
     if type not in AttributeType.values:
-        raise ValidationError("type", f"expected one of {AttributeType.values}")
+        raise ValidationError(
+            "type",
+            "expected one of %(choices)s",
+            params={"choices": ", ".join(AttributeType.values)},
+        )
     choices = [str(c).strip() for c in (choices or []) if str(c).strip()]
     if type == AttributeType.CHOICE and not choices:
         raise ValidationError("choices", "a choice attribute needs at least one choice")
     if AttributeDefinition.objects.filter(workspace=workspace, key=key).exists():
-        raise Conflict(f"attribute {key!r} exists", details={"field": "key"})
+        raise Conflict("attribute %(key)s exists", details={"field": "key"}, params={"key": key})
     definition = AttributeDefinition.objects.create(
         workspace=workspace,
         key=key,

@@ -19,9 +19,15 @@ def consent_set(
     source: str = "",
 ) -> Consent:
     if channel not in Channel.values:
-        raise ValidationError("channel", f"expected one of {Channel.values}")
+        raise ValidationError(
+            "channel", "expected one of %(choices)s", params={"choices": ", ".join(Channel.values)}
+        )
     if status not in ConsentStatus.values:
-        raise ValidationError("status", f"expected one of {ConsentStatus.values}")
+        raise ValidationError(
+            "status",
+            "expected one of %(choices)s",
+            params={"choices": ", ".join(ConsentStatus.values)},
+        )
     source = (source or actor.label)[:120]
     consent, created = Consent.objects.select_for_update().get_or_create(
         workspace=workspace,

@@ -37,7 +37,11 @@ def clean_profile(fields: dict[str, Any]) -> dict[str, Any]:
         if key == "gender":
             value = value or Gender.UNKNOWN
             if value not in Gender.values:
-                raise ValidationError("gender", f"expected one of {Gender.values}")
+                raise ValidationError(
+                    "gender",
+                    "expected one of %(choices)s",
+                    params={"choices": ", ".join(Gender.values)},
+                )
         elif key == "birthday":
             if value in (None, ""):
                 value = None
@@ -51,7 +55,9 @@ def clean_profile(fields: dict[str, Any]) -> dict[str, Any]:
         else:
             value = (value or "").strip()
             if len(value) > MAX_LENGTHS[key]:
-                raise ValidationError(key, f"longer than {MAX_LENGTHS[key]} characters")
+                raise ValidationError(
+                    key, "longer than %(max)s characters", params={"max": MAX_LENGTHS[key]}
+                )
         cleaned[key] = value
     return cleaned
 

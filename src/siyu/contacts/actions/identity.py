@@ -67,7 +67,8 @@ def save_identity(identity: Identity) -> Identity:
         if existing.contact_id == identity.contact_id:
             return existing
         raise Conflict(
-            f"this {identity.kind} already belongs to contact {existing.contact_id}",
+            "this %(kind)s already belongs to contact %(contact_id)s",
+            params={"kind": identity.kind, "contact_id": existing.contact_id},
             code="identity_taken",
             details={"field": identity.kind, "contact_id": existing.contact_id},
         )
@@ -82,7 +83,8 @@ def save_identity(identity: Identity) -> Identity:
             value_hash=identity.value_hash,
         ).first()
         raise Conflict(
-            f"this {identity.kind} already belongs to another contact",
+            "this %(kind)s already belongs to another contact",
+            params={"kind": identity.kind},
             code="identity_taken",
             details={"field": identity.kind, "contact_id": winner.contact_id if winner else None},
         ) from exc

@@ -24,7 +24,9 @@ def tags_for_ids(workspace: Workspace, tag_ids: Iterable[int], field: str = "tag
     tags = list(Tag.objects.filter(workspace=workspace, pk__in=ids))
     missing = set(ids) - {t.pk for t in tags}
     if missing:
-        raise ValidationError(field, f"unknown tag ids {sorted(missing)}", ids=sorted(missing))
+        raise ValidationError(
+            field, "unknown tag ids %(ids)s", params={"ids": sorted(missing)}, ids=sorted(missing)
+        )
     return tags
 
 
@@ -34,7 +36,9 @@ def tag_group_create(
 ) -> TagGroup:
     name = _clean_name(name)
     if TagGroup.objects.filter(workspace=workspace, name=name).exists():
-        raise Conflict(f"tag group {name!r} exists", details={"field": "name"})
+        raise Conflict(
+            "tag group %(name)s exists", details={"field": "name"}, params={"name": name}
+        )
     group = TagGroup.objects.create(workspace=workspace, name=name, color=color or "blue")
     audit(
         workspace=workspace, actor=actor, action="taggroup.create", obj=group, after={"name": name}
@@ -46,7 +50,9 @@ def tag_group_create(
 def tag_group_update(*, workspace: Workspace, actor: Actor, group: TagGroup, name: str) -> TagGroup:
     name = _clean_name(name)
     if TagGroup.objects.filter(workspace=workspace, name=name).exclude(pk=group.pk).exists():
-        raise Conflict(f"tag group {name!r} exists", details={"field": "name"})
+        raise Conflict(
+            "tag group %(name)s exists", details={"field": "name"}, params={"name": name}
+        )
     before = group.name
     group.name = name
     group.save(update_fields=["name"])
@@ -77,7 +83,11 @@ def tag_group_delete(*, workspace: Workspace, actor: Actor, group: TagGroup) -> 
 def tag_create(*, workspace: Workspace, actor: Actor, group: TagGroup, name: str) -> Tag:
     name = _clean_name(name)
     if Tag.objects.filter(workspace=workspace, group=group, name=name).exists():
-        raise Conflict(f"tag {name!r} exists in {group.name}", details={"field": "name"})
+        raise Conflict(
+            "tag %(name)s exists in %(group)s",
+            details={"field": "name"},
+            params={"name": name, "group": group.name},
+        )
     tag = Tag.objects.create(workspace=workspace, group=group, name=name)
     audit(
         workspace=workspace,
@@ -97,7 +107,7 @@ def tag_update(*, workspace: Workspace, actor: Actor, tag: Tag, name: str) -> Ta
         .exclude(pk=tag.pk)
         .exists()
     ):
-        raise Conflict(f"tag {name!r} exists", details={"field": "name"})
+        raise Conflict("tag %(name)s exists", details={"field": "name"}, params={"name": name})
     before = tag.name
     tag.name = name
     tag.save(update_fields=["name"])
