@@ -244,3 +244,34 @@ def test_real_worker_runs_a_queued_job(tmp_path):
         assert db.execute("SELECT COUNT(*) FROM core_workerheartbeat").fetchone() == (0,)
     finally:
         db.close()
+
+
+def test_a_bulk_tag_job_never_stores_a_searched_phone_in_clear(
+    cast, make_contact, django_capture_on_commit_callbacks
+):
+    """The list filter may be a phone number; the job keeps it encrypted, like all PII."""
+    from django.db import connection
+
+    from siyu.contacts.actions import tag_create, tag_group_create
+    from siyu.contacts.queries import ContactFilter
+    from siyu.core.jobs import job_create
+    from siyu.core.models import Job
+
+    contact = make_contact("王五", phone="13700001111")
+    group = tag_group_create(workspace=cast.workspace, actor=cast.owner.actor, name="组")
+    tag = tag_create(workspace=cast.workspace, actor=cast.owner.actor, group=group, name="VIP")
+    with django_capture_on_commit_callbacks(execute=True):
+        job = job_create(
+            workspace=cast.workspace,
+            actor=cast.owner.actor,
+            kind="contacts.bulk_tag",
+            params={"filter": ContactFilter(q="137 0000 1111").sealed(), "add": [tag.pk]},
+        )
+    job.refresh_from_db()
+    assert job.status == Job.Status.DONE, job.error
+    assert job.result == {"matched": 1, "added": 1, "removed": 0}
+    assert contact.contact_tags.filter(tag=tag).exists()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT params FROM core_job WHERE id = %s", [job.pk])
+        raw = str(cursor.fetchone()[0])
+    assert "13700001111" not in raw and "137 0000 1111" not in raw

@@ -3,7 +3,7 @@
 import base64
 import datetime
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
@@ -14,6 +14,7 @@ from siyu.accounts.permissions import is_own_only
 from siyu.contacts.actions.identity import identity_hash
 from siyu.contacts.models import Contact, ContactTag, Identity, IdentityKind, TimelineEntry
 from siyu.contacts.normalize import search_candidates
+from siyu.core import crypto
 from siyu.core.audit import Actor
 from siyu.core.errors import NotFound, ValidationError
 from siyu.core.models import Workspace
@@ -73,6 +74,21 @@ class ContactFilter:
     source: str = ""
     owner_id: int | None = None
     sort: str = "-created"
+
+    def sealed(self) -> dict[str, Any]:
+        """The filter as job parameters. The search text may be a phone or an email, so it
+        is stored encrypted like all PII at rest."""
+        data = asdict(self)
+        q = data.pop("q")
+        data["q_enc"] = crypto.encrypt(q) if q else ""
+        return data
+
+    @classmethod
+    def unsealed(cls, data: dict[str, Any]) -> "ContactFilter":
+        data = dict(data)
+        q_enc = data.pop("q_enc", "")
+        data["q"] = crypto.decrypt(q_enc) if q_enc else data.get("q", "")
+        return cls(**data)
 
     def apply(self, workspace: Workspace, qs: QuerySet[Contact]) -> QuerySet[Contact]:
         if self.q.strip():

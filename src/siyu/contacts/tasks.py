@@ -13,7 +13,7 @@ def bulk_tag_job(job: Job, progress) -> dict:
     """Tag every contact matching a saved list filter, in id-ordered batches of 5,000.
     Re-running after a crash is harmless: tagging is idempotent."""
     actor = job_actor(job)
-    flt = ContactFilter(**job.params["filter"])
+    flt = ContactFilter.unsealed(job.params["filter"])
     qs = flt.apply(job.workspace, visible_contacts(job.workspace, actor))
     total = qs.count()
     progress(0, total)

@@ -1,7 +1,6 @@
 """The customer pool list: search, filters, keyset paging, a lazy count, bulk tagging and
 the new-contact form. Shared helpers for the pool pages live here too."""
 
-from dataclasses import asdict
 from typing import Any
 from urllib.parse import urlencode
 
@@ -226,7 +225,7 @@ def contact_bulk_tag(request: HttpRequest, workspace: Workspace, actor: Actor) -
         if not tag_id:
             raise invalid(_("Choose a tag first."))
         if request.POST.get("scope") == "all":
-            params = {"filter": asdict(flt), "add": add, "remove": remove}
+            params = {"filter": flt.sealed(), "add": add, "remove": remove}
             job = job_create(
                 workspace=workspace, actor=actor, kind="contacts.bulk_tag", params=params
             )
