@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+from django.db import connection
 
 from siyu.contacts import actions as contact_actions
 from siyu.contacts.models import ContactTag
@@ -102,3 +103,6 @@ def test_search_open_and_tag_inline(transactional_db, live_server, cast, pool, p
     expect(page.locator("#timeline li").first).to_contain_text("添加标签：VIP")
     assert page.evaluate("window.__sameDocument") is True
     assert ContactTag.objects.filter(contact=pool["wang"], tag=pool["vip"]).exists()
+    # Inside Playwright's greenlet the ORM got a connection of its own (connections are
+    # context-local); close it, or PostgreSQL cannot drop the test database afterwards.
+    connection.close()
