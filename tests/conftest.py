@@ -140,7 +140,11 @@ def api(cast, system_actor):
             )
             return ApiClient(raw)
         _, raw = account_actions.apikey_create(
-            workspace=cast.workspace, actor=system_actor, name=f"key-{role}", role=role
+            workspace=cast.workspace,
+            actor=system_actor,
+            name=f"key-{role}",
+            role=role,
+            acts_for_id=cast.agent.staff.pk if role == Role.AGENT else None,
         )
         return ApiClient(raw)
 
@@ -162,9 +166,13 @@ def console(cast):
 
 @pytest.fixture
 def agent_api(cast):
-    """An API client with an agent-role key that belongs to the cast's agent (created by
-    them), so it sees and creates the agent's own contacts."""
+    """An API client with an agent-role key issued (by the owner) to the cast's agent, so it
+    sees and creates the agent's own contacts."""
     _, raw = account_actions.apikey_create(
-        workspace=cast.workspace, actor=cast.agent.actor, name="agent-own", role=Role.AGENT
+        workspace=cast.workspace,
+        actor=cast.owner.actor,
+        name="agent-own",
+        role=Role.AGENT,
+        acts_for_id=cast.agent.staff.pk,
     )
     return ApiClient(raw)

@@ -404,13 +404,14 @@ def test_agent_cannot_choose_another_owner(world, agent_api, cast):
     assert snapshot_diff(before, db_snapshot()) == []
 
 
-def test_agent_key_without_a_staff_member_sees_and_creates_nothing(world, api):
-    client = api("agent")  # created by the system: it belongs to nobody
-    assert client.get("/api/v1/contacts").json() == {"items": [], "next": None}
+def test_agent_key_whose_agent_left_sees_and_creates_nothing(world, api, cast):
+    client = api("agent")  # issued to the cast's agent
+    assert client.get("/api/v1/contacts").json()["items"]
+    cast.agent.staff.delete()  # the agent leaves: the key goes with them
+    assert client.get("/api/v1/contacts").status_code == 401
     before = db_snapshot()
     r = client.post("/api/v1/contacts", {"name": "孤儿"})
-    assert r.status_code == 403
-    assert error_of(r)["code"] == "forbidden"
+    assert r.status_code == 401
     assert snapshot_diff(before, db_snapshot()) == []
 
 

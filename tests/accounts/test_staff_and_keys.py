@@ -245,7 +245,12 @@ def test_api_key_is_hashed_at_rest_and_shown_once(cast):
     assert not any(raw in str(value) for row in rows for value in row)
     assert not any(raw[10:20] in str(value) for row in rows for value in row)
     audit = AuditLog.objects.get(action="apikey.create", object_id=str(key.pk))
-    assert audit.after == {"name": "数据同步", "prefix": raw[:10], "role": "operator"}
+    assert audit.after == {
+        "name": "数据同步",
+        "prefix": raw[:10],
+        "role": "operator",
+        "acts_for": None,
+    }
     # the key cannot be recovered from the model either
     assert raw not in repr(ApiKey.objects.filter(pk=key.pk).values().get())
 
@@ -253,10 +258,27 @@ def test_api_key_is_hashed_at_rest_and_shown_once(cast):
 def test_api_key_roles(cast):
     for role in ("admin", "operator", "analyst", "agent"):
         key, _ = actions.apikey_create(
-            workspace=cast.workspace, actor=cast.admin.actor, name=role, role=role
+            workspace=cast.workspace,
+            actor=cast.admin.actor,
+            name=role,
+            role=role,
+            acts_for_id=cast.agent.staff.pk,
         )
         assert key.role == role
+        # only an agent key acts for someone
+        assert key.acts_for == (cast.agent.staff if role == "agent" else None)
     before = db_snapshot()
+    # an agent key must be issued to an agent of this workspace
+    for acts_for in (None, cast.operator.staff.pk, cast.outsider.staff.pk):
+        with pytest.raises(ValidationError) as exc:
+            actions.apikey_create(
+                workspace=cast.workspace,
+                actor=cast.owner.actor,
+                name="x",
+                role="agent",
+                acts_for_id=acts_for,
+            )
+        assert exc.value.details["field"] == "acts_for"
     with pytest.raises(ValidationError) as exc:
         actions.apikey_create(
             workspace=cast.workspace, actor=cast.owner.actor, name="root", role="owner"

@@ -702,3 +702,33 @@ def test_english_switch_translates_back(cast, console):
     client.post("/i18n/setlang/", {"language": "en", "next": "/w/brand/staff/"})
     body = text(client.get("/w/brand/staff/"))
     assert "Staff and roles" in body and "What each role may do" in body
+
+
+def test_an_agent_key_is_issued_to_an_agent_and_sees_only_their_contacts(
+    cast, console, make_contact
+):
+    from siyu.accounts.models import ApiKey
+    from tests.conftest import ApiClient
+
+    mine = make_contact("客服的客户", owner=cast.agent)
+    make_contact("别人的客户")
+    client = console("owner")
+    missing = client.post("/w/brand/api-keys/new/", {"name": "门店", "role": "agent"})
+    assert missing.status_code == 422
+    assert "客服密钥必须发给一位客服" in missing.content.decode()
+    assert not ApiKey.objects.exists()
+    page = client.post(
+        "/w/brand/api-keys/new/",
+        {"name": "门店", "role": "agent", "acts_for": str(cast.agent.staff.pk)},
+    )
+    assert page.status_code == 200
+    raw = page.context["raw_key"]
+    items = ApiClient(raw).get("/api/v1/contacts").json()["items"]
+    assert [c["id"] for c in items] == [mine.pk]
+    # removing the agent from the workspace revokes their keys
+    from siyu.accounts.actions import staff_remove
+    from siyu.accounts.models import Membership
+
+    membership = Membership.objects.get(workspace=cast.workspace, staff=cast.agent.staff)
+    staff_remove(workspace=cast.workspace, actor=cast.owner.actor, membership=membership)
+    assert ApiClient(raw).get("/api/v1/contacts").status_code == 401

@@ -30,10 +30,10 @@ def staff_actor(request: HttpRequest, workspace: Workspace) -> Actor:
 
 
 def key_actor(request: HttpRequest, key: ApiKey) -> Actor:
-    # An own-only (agent) key acts for the staff member it belongs to (its creator): their
-    # contacts are the only ones it sees, and contacts it creates are theirs.
+    # An own-only (agent) key acts for the agent it was issued to: their contacts are the
+    # only ones it sees, and contacts it creates are theirs.
     return Actor(
-        user=key.created_by if is_own_only(key.role) else None,
+        user=key.acts_for if is_own_only(key.role) else None,
         label=f"api-key:{key.prefix}",
         role=key.role,
         ip=client_ip(request),

@@ -146,6 +146,10 @@ def staff_remove(*, workspace: Workspace, actor: Actor, membership: Membership) 
         obj=membership.staff,
         before={"email": membership.staff.email, "role": membership.role},
     )
+    # Keys issued to this person in this workspace stop working with their membership.
+    ApiKey.objects.filter(
+        workspace=workspace, acts_for=membership.staff, revoked_at__isnull=True
+    ).update(revoked_at=timezone.now())
     membership.delete()
 
 
@@ -156,13 +160,27 @@ def hash_api_key(raw: str) -> str:
 
 @transaction.atomic
 def apikey_create(
-    *, workspace: Workspace, actor: Actor, name: str, role: str = Role.ADMIN
+    *,
+    workspace: Workspace,
+    actor: Actor,
+    name: str,
+    role: str = Role.ADMIN,
+    acts_for_id: int | None = None,
 ) -> tuple[ApiKey, str]:
-    """Create a key and return it with its clear text, which is never stored or shown again."""
+    """Create a key and return it with its clear text, which is never stored or shown again.
+    An agent-role key is issued to one agent (`acts_for_id`) and works on their contacts."""
     if not name.strip():
         raise ValidationError("name", "a key needs a name")
     if role not in Role.values or role == Role.OWNER:
         raise ValidationError("role", "API keys can be admin, operator, analyst or agent")
+    acts_for = None
+    if role == Role.AGENT:
+        membership = Membership.objects.filter(
+            workspace=workspace, staff_id=acts_for_id, role=Role.AGENT
+        ).first()
+        if membership is None:
+            raise ValidationError("acts_for", "an agent key must be issued to an agent")
+        acts_for = membership.staff
     raw = API_KEY_PREFIX + secrets.token_urlsafe(32)
     key = ApiKey.objects.create(
         workspace=workspace,
@@ -171,13 +189,19 @@ def apikey_create(
         key_hash=hash_api_key(raw),
         role=role,
         created_by=actor.user,
+        acts_for=acts_for,
     )
     audit(
         workspace=workspace,
         actor=actor,
         action="apikey.create",
         obj=key,
-        after={"name": key.name, "prefix": key.prefix, "role": role},
+        after={
+            "name": key.name,
+            "prefix": key.prefix,
+            "role": role,
+            "acts_for": acts_for.email if acts_for else None,
+        },
     )
     return key, raw
 
@@ -200,7 +224,7 @@ def apikey_revoke(*, workspace: Workspace, actor: Actor, key: ApiKey) -> ApiKey:
 
 def apikey_authenticate(raw: str) -> ApiKey | None:
     key = (
-        ApiKey.objects.select_related("workspace", "created_by")
+        ApiKey.objects.select_related("workspace", "acts_for")
         .filter(key_hash=hash_api_key(raw), revoked_at__isnull=True)
         .first()
     )

@@ -58,6 +58,10 @@ class ApiKey(WorkspaceScoped):
     key_hash = models.CharField(max_length=64, unique=True)
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.ADMIN)
     created_by = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL)
+    # An agent-role key works on the contacts of this staff member, like the agent would.
+    acts_for = models.ForeignKey(
+        Staff, null=True, blank=True, on_delete=models.CASCADE, related_name="agent_keys"
+    )
     created_at = models.DateTimeField(default=timezone.now)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)

@@ -96,7 +96,7 @@ def create_contact(request: HttpRequest, payload: ContactIn):
     if data["owner_id"] is not None and not can(actor, "contacts.assign"):
         raise PermissionDenied("your role may not choose a contact's owner")
     if is_own_only(actor.role) and actor.user is None:
-        # The contact would belong to nobody and be invisible to the key that created it.
+        # The agent this key was issued to is gone: the contact would belong to nobody.
         raise PermissionDenied("this agent key belongs to no staff member; it cannot create")
     contact = actions.contact_create(
         workspace=workspace,

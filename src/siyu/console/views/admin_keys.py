@@ -10,7 +10,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from siyu.accounts import actions
-from siyu.accounts.models import ApiKey
+from siyu.accounts.models import ApiKey, Membership
 from siyu.accounts.permissions import Role
 from siyu.console.access import error_text, workspace_view
 from siyu.core.errors import NotFound, SiyuError
@@ -22,7 +22,7 @@ KEY_ROLES = [(r.value, r.label) for r in Role if r != Role.OWNER]
 def _page(request, workspace, *, status=200, created=None, raw="", form=None):
     keys = (
         ApiKey.objects.filter(workspace=workspace)
-        .select_related("created_by")
+        .select_related("created_by", "acts_for")
         .order_by(F("revoked_at").asc(nulls_first=True), "-id")  # active keys first
     )
     context = {
@@ -32,6 +32,9 @@ def _page(request, workspace, *, status=200, created=None, raw="", form=None):
         "raw_key": raw,
         "api_url": request.build_absolute_uri("/api/v1/contacts"),
         "form": form or {"role": Role.OPERATOR},
+        "agents": Membership.objects.filter(workspace=workspace, role=Role.AGENT)
+        .select_related("staff")
+        .order_by("staff__name"),
     }
     return render(request, TEMPLATE, context, status=status)
 
@@ -54,12 +57,19 @@ def apikeys(request, workspace, actor):
 def apikey_create(request, workspace, actor):
     name = request.POST.get("name", "").strip()
     role = request.POST.get("role", "")
+    acts_for = request.POST.get("acts_for", "")
     try:
         if len(name) > 120:
             raise SiyuError(_("Name: at most 120 characters."), status=422)
-        key, raw = actions.apikey_create(workspace=workspace, actor=actor, name=name, role=role)
+        key, raw = actions.apikey_create(
+            workspace=workspace,
+            actor=actor,
+            name=name,
+            role=role,
+            acts_for_id=int(acts_for) if acts_for.isdigit() else None,
+        )
     except SiyuError as exc:
-        form = {"name": name, "role": role, "error": error_text(exc)}
+        form = {"name": name, "role": role, "acts_for": acts_for, "error": error_text(exc)}
         return _page(request, workspace, status=exc.status, form=form)
     # Rendered in this response only (no redirect): the clear key never enters the session,
     # the database or any later page; `never_cache` keeps it out of caches.

@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from siyu.accounts import actions
+from siyu.accounts.models import Staff
 from siyu.accounts.permissions import Role
 from siyu.core.audit import Actor
 from siyu.core.errors import SiyuError
@@ -18,14 +19,20 @@ class Command(BaseCommand):
         create.add_argument(
             "--role", default=Role.ADMIN, choices=[r for r in Role.values if r != Role.OWNER]
         )
+        create.add_argument("--acts-for", default="", help="the agent's email (agent keys)")
 
-    def handle(self, *args, action, workspace, name, role, **options):
+    def handle(self, *args, action, workspace, name, role, acts_for, **options):
         ws = Workspace.objects.filter(slug=workspace).first()
         if ws is None:
             raise CommandError(f"no workspace {workspace!r}")
+        agent = Staff.objects.filter(email__iexact=acts_for).first() if acts_for else None
         try:
             key, raw = actions.apikey_create(
-                workspace=ws, actor=Actor.system("cli:apikey"), name=name, role=role
+                workspace=ws,
+                actor=Actor.system("cli:apikey"),
+                name=name,
+                role=role,
+                acts_for_id=agent.pk if agent else None,
             )
         except SiyuError as exc:
             raise CommandError(exc.message) from exc
