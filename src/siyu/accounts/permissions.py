@@ -59,7 +59,7 @@ DESCRIPTIONS: dict[str, str] = {
     "tags.manage": "Create, rename and delete tags and tag groups",
     "attributes.manage": "Define custom attributes (the attribute schema)",
     "staff.view": "See staff and their roles",
-    "staff.manage": "Invite staff, change roles, deactivate (only owners grant owner)",
+    "staff.manage": "Add and remove staff, change roles (only owners grant owner)",
     "apikeys.manage": "Create and revoke API keys",
     "settings.manage": "Change workspace settings",
     "audit.view": "Read and filter the audit log",
