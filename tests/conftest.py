@@ -52,6 +52,16 @@ def _member(workspace: Workspace, email: str, role: str, by: Actor) -> Member:
     return Member(staff, role, Actor(user=staff, label=staff.email, role=role))
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Cached numbers (the dashboard's) must not leak from one test into the next."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
 @pytest.fixture
 def system_actor() -> Actor:
     return Actor.system("test")

@@ -65,3 +65,15 @@ def test_navigation_follows_the_role(cast, console):
     analyst_urls = {item["url"] for item in analyst_nav}
     assert not any("audit" in u or "api-keys" in u for u in analyst_urls)
     assert analyst_urls <= owner_urls
+
+
+def test_dashboard_numbers_are_cached_for_a_minute(cast, console, make_contact, settings):
+    make_contact("甲")
+    client = console("owner")
+    assert client.get("/w/brand/").context["stats"]["total"] == 1
+    make_contact("乙")
+    assert client.get("/w/brand/").context["stats"]["total"] == 1  # cached
+    # agents have their own cached numbers, not the workspace's
+    assert console("agent").get("/w/brand/").context["stats"]["total"] == 0
+    settings.SIYU_DASHBOARD_CACHE_SECONDS = 0
+    assert client.get("/w/brand/").context["stats"]["total"] == 2
