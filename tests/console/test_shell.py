@@ -77,3 +77,19 @@ def test_dashboard_numbers_are_cached_for_a_minute(cast, console, make_contact, 
     assert console("agent").get("/w/brand/").context["stats"]["total"] == 0
     settings.SIYU_DASHBOARD_CACHE_SECONDS = 0
     assert client.get("/w/brand/").context["stats"]["total"] == 2
+
+
+def test_no_page_loads_assets_from_a_cdn(cast, console):
+    """A self-hosted tool must work offline and behind the Great Firewall: every script and
+    stylesheet comes from our own /static/."""
+    import re
+
+    pages = [
+        Client().get("/api/docs").content.decode(),
+        Client().get("/login/").content.decode(),
+        console("owner").get("/w/brand/").content.decode(),
+    ]
+    for html in pages:
+        sources = re.findall(r'(?:src|href)="([^"]+\.(?:js|css))"', html)
+        assert sources
+        assert all(s.startswith("/static/") for s in sources), sources
