@@ -52,6 +52,12 @@ def workspace_update(*, workspace: Workspace, actor: Actor, **changes) -> Worksp
     return workspace
 
 
+def _revoke_keys_of(workspace: Workspace, staff: Staff) -> None:
+    ApiKey.objects.filter(workspace=workspace, acts_for=staff, revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    )
+
+
 def _check_can_grant(actor: Actor, role: str) -> None:
     if role == Role.OWNER and actor.role != Role.OWNER:
         raise PermissionDenied("only an owner can grant or change the owner role")
@@ -121,6 +127,8 @@ def staff_set_role(
     if before == Role.OWNER and _owners_left(workspace, membership) == 0:
         raise Conflict("a workspace needs at least one owner", details={"field": "role"})
     membership.role = role
+    if before == Role.AGENT:  # an agent key works only while its holder is an agent
+        _revoke_keys_of(workspace, membership.staff)
     membership.save(update_fields=["role"])
     audit(
         workspace=workspace,
@@ -147,9 +155,7 @@ def staff_remove(*, workspace: Workspace, actor: Actor, membership: Membership) 
         before={"email": membership.staff.email, "role": membership.role},
     )
     # Keys issued to this person in this workspace stop working with their membership.
-    ApiKey.objects.filter(
-        workspace=workspace, acts_for=membership.staff, revoked_at__isnull=True
-    ).update(revoked_at=timezone.now())
+    _revoke_keys_of(workspace, membership.staff)
     membership.delete()
 
 

@@ -26,6 +26,8 @@ def normalize_phone(raw: str, field: str = "phone") -> str:
 
 def normalize_email(raw: str, field: str = "email") -> str:
     value = str(raw).strip().lower()
+    if len(value) > 254:  # RFC 5321's limit for a forward path
+        raise ValidationError(field, "longer than 254 characters")
     try:
         validate_email(value)
     except DjangoValidationError as exc:
@@ -77,6 +79,12 @@ def mask(kind: str, value: str) -> str:
 
 
 _PHONEISH = re.compile(r"^\+?[\d\s\-()]{7,20}$")
+
+
+def looks_like_pii(q: str) -> bool:
+    """Whether a search text is (probably) a phone number or an email address."""
+    q = q.strip()
+    return "@" in q or bool(_PHONEISH.match(q))
 
 
 def search_candidates(q: str) -> list[tuple[str, str]]:

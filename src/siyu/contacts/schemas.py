@@ -4,19 +4,26 @@ import datetime
 from typing import Any, Literal
 
 from ninja import Field, Schema
+from pydantic import ConfigDict
 
 from siyu.contacts.actions.identity import identity_clear_value
 from siyu.contacts.models import Contact
 
 
-class IdentityIn(Schema):
+class InputSchema(Schema):
+    """A request body: an unknown field is an error naming it (a typo never passes silently)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class IdentityIn(InputSchema):
     kind: str = Field(
         ...,
         description="user_id, anonymous_id, phone, email, wechat_openid, "
         "wechat_unionid or wecom_external_userid",
     )
     value: str
-    app_id: str = Field("", description="WeChat app id; required for wechat_openid")
+    app_id: str = Field("", max_length=64, description="WeChat app id; required for wechat_openid")
 
 
 class IdentityOut(Schema):
@@ -39,7 +46,7 @@ class ConsentOut(Schema):
     recorded_at: datetime.datetime
 
 
-class ContactIn(Schema):
+class ContactIn(InputSchema):
     name: str = ""
     gender: Literal["unknown", "female", "male"] = "unknown"
     birthday: datetime.date | None = None
@@ -52,7 +59,7 @@ class ContactIn(Schema):
     tag_ids: list[int] = []
 
 
-class ContactPatch(Schema):
+class ContactPatch(InputSchema):
     name: str | None = None
     gender: Literal["unknown", "female", "male"] | None = None
     birthday: datetime.date | None = None
@@ -87,7 +94,7 @@ class ContactList(Schema):
     next: str | None
 
 
-class TagChange(Schema):
+class TagChange(InputSchema):
     add: list[int] = []
     remove: list[int] = []
 
@@ -101,11 +108,11 @@ class TagChangeOut(Schema):
     removed: int
 
 
-class MergeIn(Schema):
+class MergeIn(InputSchema):
     other_id: int = Field(..., description="the contact folded into this one (then deleted)")
 
 
-class ConsentIn(Schema):
+class ConsentIn(InputSchema):
     channel: Literal["sms", "email", "wecom", "wechat"]
     status: Literal["granted", "withdrawn"]
     source: str = ""
@@ -123,9 +130,9 @@ class TimelineList(Schema):
     items: list[TimelineOut]
 
 
-class TagGroupIn(Schema):
+class TagGroupIn(InputSchema):
     name: str
-    color: str = "blue"
+    color: str = Field("blue", max_length=16)
 
 
 class TagGroupOut(Schema):
@@ -135,16 +142,16 @@ class TagGroupOut(Schema):
     tags: list[TagOut]
 
 
-class TagIn(Schema):
+class TagIn(InputSchema):
     name: str
     group_id: int
 
 
-class TagRename(Schema):
+class TagRename(InputSchema):
     name: str
 
 
-class AttributeIn(Schema):
+class AttributeIn(InputSchema):
     key: str
     label: str = ""
     type: Literal["text", "number", "date", "bool", "choice"]

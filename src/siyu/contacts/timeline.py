@@ -1,8 +1,10 @@
 """Timeline rows: one per action on a contact, written in the action's transaction."""
 
+import json
 from collections.abc import Iterable
 from typing import Any
 
+from django.db import connection
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -10,8 +12,10 @@ from siyu.contacts.models import (
     Channel,
     ConsentStatus,
     Contact,
+    ContactTag,
     IdentityKind,
     Source,
+    Tag,
     TimelineEntry,
 )
 from siyu.core.audit import Actor
@@ -45,6 +49,27 @@ def timeline_add_many(
     ]
     TimelineEntry.objects.bulk_create(rows, batch_size=2000)
     return len(rows)
+
+
+def timeline_untag_all(tag: Tag, actor: Actor) -> None:
+    """A "tag removed" row for every contact that has `tag`, in one INSERT … SELECT (a tag
+    may be on a million contacts; their ids never travel through Python)."""
+    data = json.dumps({"tags": [tag.name]}, ensure_ascii=False)
+    cast = "::jsonb" if connection.vendor == "postgresql" else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {TimelineEntry._meta.db_table} "  # noqa: S608 - names are ours
+            "(workspace_id, contact_id, kind, data, actor_label, created_at) "
+            f"SELECT workspace_id, contact_id, %s, %s{cast}, %s, %s "
+            f"FROM {ContactTag._meta.db_table} WHERE tag_id = %s",
+            [
+                "tag_removed",
+                data,
+                actor.label,
+                connection.ops.adapt_datetimefield_value(timezone.now()),
+                tag.pk,
+            ],
+        )
 
 
 def _label(choices, code: str | None) -> str:

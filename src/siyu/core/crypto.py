@@ -8,13 +8,36 @@ from functools import lru_cache
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 
+from siyu.core.keys import encryption_keys_file
+
 
 @lru_cache(maxsize=4)
 def _fernet(keys: tuple[str, ...]) -> MultiFernet:
     return MultiFernet([Fernet(k.encode()) for k in keys])
 
 
+_key_file_seen: dict[str, float] = {}
+
+
+def _refresh_keys_from_file() -> None:
+    """In file mode, pick up a rotated key file without a restart: a running server must
+    encrypt under the new key and read values re-encrypted by `siyu rotate-key`."""
+    if settings.SIYU_ENCRYPTION_KEYS_FROM_ENV:
+        return
+    path = encryption_keys_file(settings.SIYU_HOME)
+    try:
+        mtime = path.stat().st_mtime
+    except FileNotFoundError:
+        return
+    if _key_file_seen.get(str(path)) != mtime:
+        keys = [k.strip() for k in path.read_text().split() if k.strip()]
+        if keys:
+            settings.SIYU_ENCRYPTION_KEYS = keys
+        _key_file_seen[str(path)] = mtime
+
+
 def fernet() -> MultiFernet:
+    _refresh_keys_from_file()
     return _fernet(tuple(settings.SIYU_ENCRYPTION_KEYS))
 
 

@@ -6,6 +6,7 @@ job and a `progress(done, total)` callback. It must be safe to run again after a
 
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 
 from django.db import transaction
 from django.utils import timezone
@@ -67,3 +68,23 @@ def job_run(job_id: int) -> None:
     Job.objects.filter(pk=job_id).update(
         status=Job.Status.DONE, result=result or {}, finished_at=timezone.now()
     )
+
+
+def jobs_requeue_stale(older_than_seconds: int = 600) -> int:
+    """Put back jobs left `running` by a worker that died (killed, machine restarted).
+    Handlers are idempotent per batch, so running such a job again finishes it correctly."""
+    from siyu.core.tasks import run_job
+
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    stale = list(
+        Job.objects.filter(status=Job.Status.RUNNING, started_at__lt=cutoff).values_list(
+            "pk", flat=True
+        )
+    )
+    for job_id in stale:
+        with transaction.atomic():
+            if Job.objects.filter(pk=job_id, status=Job.Status.RUNNING).update(
+                status=Job.Status.QUEUED
+            ):
+                transaction.on_commit(lambda job_id=job_id: run_job.enqueue(job_id))
+    return len(stale)

@@ -34,7 +34,8 @@ def serve(*, host: str, port: int, workers: int, with_worker: bool = False) -> N
                 "worker_class": "gthread",
                 "timeout": 60,
                 "accesslog": "-",
-                "access_log_format": '%(h)s "%(r)s" %(s)s %(b)s %(M)sms',
+                # Path only: a query string may hold a searched phone or email (no PII in logs).
+                "access_log_format": '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms',
             }
         ).run()
     finally:

@@ -1,6 +1,7 @@
 """The customer pool list: search, filters, keyset paging, a lazy count, bulk tagging and
 the new-contact form. Shared helpers for the pool pages live here too."""
 
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlencode
 
@@ -23,6 +24,7 @@ from siyu.console.labels import source_label
 from siyu.contacts.actions import contact_create, contacts_tag
 from siyu.contacts.actions.contact import IdentityInput
 from siyu.contacts.models import Contact, Gender, Source, Tag, TagGroup
+from siyu.contacts.normalize import looks_like_pii
 from siyu.contacts.queries import (
     SORTS,
     ContactFilter,
@@ -189,8 +191,10 @@ def contact_list(request: HttpRequest, workspace: Workspace, actor: Actor) -> Ht
     context = list_context(workspace, actor, flt, request.GET.get("cursor", ""))
     if is_partial(request, "contact-results"):
         response = render_ws(request, "console/contacts/_results.html", context)
-        # The address bar gets the tidy query (no empty fields), so it can be shared.
-        query = filter_query(flt, cursor=context["cursor"])
+        # The address bar gets the tidy query (no empty fields), so it can be shared, but
+        # never a searched phone or email: URLs end up in history and proxies' logs.
+        shown = replace(flt, q="") if looks_like_pii(flt.q) else flt
+        query = filter_query(shown, cursor=context["cursor"])
         response.headers["HX-Push-Url"] = request.path + (f"?{query}" if query else "")
         return response
     own_only = is_own_only(actor.role)

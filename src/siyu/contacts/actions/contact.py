@@ -14,7 +14,7 @@ from siyu.contacts.attributes import clean_attributes
 from siyu.contacts.models import Contact, ContactTag, Gender
 from siyu.contacts.timeline import timeline_add
 from siyu.core.audit import Actor, audit
-from siyu.core.errors import ValidationError
+from siyu.core.errors import NotFound, ValidationError
 from siyu.core.models import Workspace
 
 PROFILE_FIELDS = ("name", "gender", "birthday", "province", "city", "source")
@@ -107,7 +107,8 @@ def contact_create(
                 ident.value,
                 ident.app_id,
                 field=f"identities[{index}].value",
-            )
+            ),
+            actor,
         )
     tags = tags_for_ids(workspace, tag_ids)
     ContactTag.objects.bulk_create(
@@ -196,6 +197,9 @@ def contact_assign(
 
 @transaction.atomic
 def contact_delete(*, workspace: Workspace, actor: Actor, contact: Contact) -> None:
+    contact = Contact.objects.select_for_update().filter(pk=contact.pk, workspace=workspace).first()
+    if contact is None:  # deleted meanwhile (a double submit): nothing to do twice
+        raise NotFound("contact not found")
     audit(
         workspace=workspace,
         actor=actor,

@@ -1,11 +1,12 @@
 from django.db import IntegrityError, transaction
 
+from siyu.accounts.permissions import is_own_only
 from siyu.contacts.models import PII_KINDS, Contact, Identity, IdentityKind
 from siyu.contacts.normalize import mask, normalize_identity
 from siyu.contacts.timeline import timeline_add
 from siyu.core import crypto
 from siyu.core.audit import Actor, audit
-from siyu.core.errors import Conflict, ValidationError
+from siyu.core.errors import Conflict, NotFound, ValidationError
 from siyu.core.models import Workspace
 
 
@@ -55,7 +56,29 @@ def find_identity(workspace: Workspace, kind: str, raw: str, app_id: str = "") -
     ).first()
 
 
-def save_identity(identity: Identity) -> Identity:
+def _taken(identity: Identity, holder_id: int | None, actor: Actor | None) -> Conflict:
+    """The 409 for an identity another contact holds. It names that contact only to actors
+    who may see it: an agent must not learn whether a phone is in the pool."""
+    hidden = actor is not None and is_own_only(actor.role)
+    if hidden and holder_id is not None:
+        owner_id = Contact.objects.filter(pk=holder_id).values_list("owner_id", flat=True).first()
+        hidden = actor.user is None or owner_id != actor.user.pk
+    if holder_id is None or hidden:
+        return Conflict(
+            "this %(kind)s already belongs to another contact",
+            params={"kind": identity.kind},
+            code="identity_taken",
+            details={"field": identity.kind},
+        )
+    return Conflict(
+        "this %(kind)s already belongs to contact %(contact_id)s",
+        params={"kind": identity.kind, "contact_id": holder_id},
+        code="identity_taken",
+        details={"field": identity.kind, "contact_id": holder_id},
+    )
+
+
+def save_identity(identity: Identity, actor: Actor | None = None) -> Identity:
     """Insert, turning a uniqueness clash into a 409 that names the existing contact."""
     existing = Identity.objects.filter(
         workspace=identity.workspace,
@@ -66,12 +89,7 @@ def save_identity(identity: Identity) -> Identity:
     if existing is not None:
         if existing.contact_id == identity.contact_id:
             return existing
-        raise Conflict(
-            "this %(kind)s already belongs to contact %(contact_id)s",
-            params={"kind": identity.kind, "contact_id": existing.contact_id},
-            code="identity_taken",
-            details={"field": identity.kind, "contact_id": existing.contact_id},
-        )
+        raise _taken(identity, existing.contact_id, actor)
     try:
         with transaction.atomic():
             identity.save()
@@ -82,12 +100,7 @@ def save_identity(identity: Identity) -> Identity:
             app_id=identity.app_id,
             value_hash=identity.value_hash,
         ).first()
-        raise Conflict(
-            "this %(kind)s already belongs to another contact",
-            params={"kind": identity.kind},
-            code="identity_taken",
-            details={"field": identity.kind, "contact_id": winner.contact_id if winner else None},
-        ) from exc
+        raise _taken(identity, winner.contact_id if winner else None, actor) from exc
     return identity
 
 
@@ -101,7 +114,7 @@ def identity_add(
     value: str,
     app_id: str = "",
 ) -> Identity:
-    identity = save_identity(build_identity(workspace, contact, kind, value, app_id))
+    identity = save_identity(build_identity(workspace, contact, kind, value, app_id), actor)
     timeline_add(contact, "identity_added", actor, kind=kind, value=identity.masked)
     audit(
         workspace=workspace,
@@ -115,6 +128,14 @@ def identity_add(
 
 @transaction.atomic
 def identity_remove(*, workspace: Workspace, actor: Actor, identity: Identity) -> None:
+    identity = (
+        Identity.objects.select_for_update()
+        .select_related("contact")
+        .filter(pk=identity.pk, workspace=workspace)
+        .first()
+    )
+    if identity is None:  # removed meanwhile (a double submit)
+        raise NotFound("identity not found")
     contact = identity.contact
     timeline_add(contact, "identity_removed", actor, kind=identity.kind, value=identity.masked)
     audit(

@@ -4,7 +4,7 @@ from django.utils import timezone
 from siyu.contacts.models import Consent, Contact, ContactTag, Identity, TimelineEntry
 from siyu.contacts.timeline import timeline_add
 from siyu.core.audit import Actor, audit
-from siyu.core.errors import ValidationError
+from siyu.core.errors import NotFound, ValidationError
 from siyu.core.models import Workspace
 
 FILLABLE = ("name", "birthday", "province", "city", "source")
@@ -36,6 +36,8 @@ def contacts_merge(
         .filter(workspace=workspace, pk__in=[survivor.pk, other.pk])
         .order_by("pk")
     }
+    if len(locked) != 2:  # merged or deleted meanwhile (a double submit)
+        raise NotFound("contact not found")
     survivor, other = locked[survivor.pk], locked[other.pk]
     before = {"survivor": _snapshot(survivor), "other": _snapshot(other)}
 

@@ -1,10 +1,10 @@
 from collections.abc import Iterable
 
 from django.db import transaction
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Exists, OuterRef
 
 from siyu.contacts.models import Contact, ContactTag, Tag, TagGroup
-from siyu.contacts.timeline import timeline_add_many
+from siyu.contacts.timeline import timeline_add_many, timeline_untag_all
 from siyu.core.audit import Actor, audit
 from siyu.core.errors import Conflict, ValidationError
 from siyu.core.models import Workspace
@@ -76,6 +76,8 @@ def tag_group_delete(*, workspace: Workspace, actor: Actor, group: TagGroup) -> 
         obj=group,
         before={"name": group.name, "tags": list(group.tags.values_list("name", flat=True))},
     )
+    for tag in group.tags.all():
+        timeline_untag_all(tag, actor)
     group.delete()
 
 
@@ -131,6 +133,7 @@ def tag_delete(*, workspace: Workspace, actor: Actor, tag: Tag) -> None:
         obj=tag,
         before={"name": tag.name, "contacts": tag.contact_tags.count()},
     )
+    timeline_untag_all(tag, actor)
     tag.delete()
 
 
@@ -139,22 +142,24 @@ def contacts_tag(
     *,
     workspace: Workspace,
     actor: Actor,
-    contact_ids: Iterable[int] | QuerySet,
+    contact_ids: Iterable[int],
     add: Iterable[int] = (),
     remove: Iterable[int] = (),
 ) -> dict[str, int]:
-    """Add and remove tags on many contacts as set operations. `contact_ids` is a list of
-    ids or a queryset of contacts (a whole filtered list, evaluated in SQL). Contacts outside
-    the workspace are ignored; callers pass only what the actor may see.
-    Returns how many (contact, tag) pairs were added and removed."""
+    """Add and remove tags on many contacts as set operations (large selections come in
+    batches from a job). Contacts outside the workspace are ignored; callers pass only what
+    the actor may see. Returns how many (contact, tag) pairs were added and removed."""
     add_tags = tags_for_ids(workspace, add, "add")
     remove_tags = tags_for_ids(workspace, remove, "remove")
-    if isinstance(contact_ids, QuerySet):
-        ids: list[int] = []
-        contacts = contact_ids.filter(workspace=workspace).order_by()
-    else:
-        ids = list(dict.fromkeys(int(i) for i in contact_ids))
-        contacts = Contact.objects.filter(workspace=workspace, pk__in=ids)
+    # Lock the tags: two concurrent taggings of the same tag then run one after the other, so
+    # the second finds the pairs the first added and writes no second timeline row.
+    list(
+        Tag.objects.select_for_update()
+        .filter(pk__in=[t.pk for t in add_tags + remove_tags])
+        .order_by("pk")
+    )
+    ids = list(dict.fromkeys(int(i) for i in contact_ids))
+    contacts = Contact.objects.filter(workspace=workspace, pk__in=ids)
     added = removed = 0
     for tag in add_tags:
         targets = list(
@@ -183,7 +188,7 @@ def contacts_tag(
             object_type="contact",
             object_id=ids[0] if len(ids) == 1 else "",
             after={
-                "contacts": len(ids) or "filter",
+                "contacts": len(ids),
                 "add": [t.name for t in add_tags],
                 "remove": [t.name for t in remove_tags],
                 "added": added,

@@ -1,3 +1,5 @@
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
@@ -23,6 +25,10 @@ class Command(BaseCommand):
     @transaction.atomic
     def handle(self, *args, email, password, workspace, role, name, workspace_name, **options):
         actor = Actor.system("cli:createadmin")
+        try:
+            validate_password(password)
+        except DjangoValidationError as exc:
+            raise CommandError("--password: " + " ".join(exc.messages)) from exc
         try:
             ws = Workspace.objects.filter(slug=workspace).first() or actions.workspace_create(
                 name=workspace_name or workspace, slug=workspace, actor=actor

@@ -8,6 +8,7 @@ from django.db import close_old_connections, connection
 from django.utils import timezone
 from django.utils.crypto import get_random_string
 
+from siyu.core.jobs import jobs_requeue_stale
 from siyu.core.models import WorkerHeartbeat
 
 HEARTBEAT_SECONDS = 5
@@ -46,6 +47,9 @@ class Command(BaseCommand):
         beat = threading.Thread(target=_beat, args=(worker_id, timezone.now(), stop), daemon=True)
         beat.start()
         self.stdout.write(f"siyu worker {worker_id} started")
+        requeued = jobs_requeue_stale()
+        if requeued:
+            self.stdout.write(f"requeued {requeued} job(s) a stopped worker left running")
         try:
             call_command(
                 "db_worker",
