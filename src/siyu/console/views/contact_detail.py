@@ -17,8 +17,7 @@ from django.views.decorators.http import require_POST
 
 from siyu.accounts.access import can
 from siyu.console.access import workspace_view
-from siyu.console.labels import source_label
-from siyu.console.views.contacts import (
+from siyu.console.helpers import (
     form_error,
     invalid,
     render_ws,
@@ -27,6 +26,7 @@ from siyu.console.views.contacts import (
     tag_groups,
     to_int,
 )
+from siyu.console.labels import source_label
 from siyu.contacts import actions
 from siyu.contacts.attributes import schema_for
 from siyu.contacts.models import (

@@ -4,7 +4,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 
 from siyu.accounts.permissions import Role
 from siyu.console.access import workspace_view
-from siyu.console.views.contacts import is_partial, render_ws
+from siyu.console.helpers import is_partial, render_ws
 from siyu.core.audit import Actor
 from siyu.core.models import Job, Workspace
 
