@@ -20,6 +20,7 @@ USAGE = """usage: siyu <command> [options]
   seed-demo --contacts N    add N synthetic contacts to the demo workspace
   createadmin --email E --password P --workspace SLUG --role ROLE
   apikey create --workspace SLUG --name NAME [--role ROLE]
+  writekey create --workspace SLUG --name NAME   (Segment-compatible collection key)
   check                     database, migrations, worker, encryption key
   rotate-key                re-encrypt PII under a new encryption key
 

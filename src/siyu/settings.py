@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "siyu.core",
     "siyu.accounts",
     "siyu.contacts",
+    "siyu.tracking",
     "siyu.console",
 ]
 

@@ -5,5 +5,7 @@ from siyu.api import api
 urlpatterns = [
     path("api/", api.urls),
     path("i18n/", include("django.conf.urls.i18n")),
+    # the Segment-compatible collection API lives at the root: /v1/batch, /v1/track, ...
+    path("", include("siyu.tracking.urls")),
     path("", include("siyu.console.urls")),
 ]

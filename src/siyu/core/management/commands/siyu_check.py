@@ -57,11 +57,18 @@ def check_encryption() -> str:
     return summary
 
 
+def check_ingestion() -> str:
+    from siyu.tracking.queries import ingestion_lag
+
+    return str(ingestion_lag())
+
+
 CHECKS = [
     ("database", check_database),
     ("migrations", check_migrations),
     ("worker", check_worker),
     ("encryption key", check_encryption),
+    ("ingestion", check_ingestion),
 ]
 
 

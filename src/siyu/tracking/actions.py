@@ -1,0 +1,96 @@
+"""Every write of the tracking app: write keys, and storing accepted events. Callers parse
+and authorise (views.py); these assume valid input."""
+
+import secrets
+
+from django.db import transaction
+from django.utils import timezone
+
+from siyu.accounts.actions import hash_api_key
+from siyu.core.audit import Actor, audit
+from siyu.core.errors import ValidationError
+from siyu.core.models import Workspace
+from siyu.tracking.models import Event, WriteKey
+from siyu.tracking.pii import seal_event
+
+WRITE_KEY_PREFIX = "wk_"
+# Touch last_used_at at most this often, so that a busy site does not write on every call.
+TOUCH_SECONDS = 60
+
+
+def hash_write_key(raw: str) -> str:
+    # 256 bits of randomness: a fast hash is enough, exactly as for API keys.
+    return hash_api_key(raw)
+
+
+@transaction.atomic
+def writekey_create(*, workspace: Workspace, actor: Actor, name: str) -> tuple[WriteKey, str]:
+    """Create a write key and return it with its clear text, which is never stored or shown
+    again."""
+    if not name.strip():
+        raise ValidationError("name", "a write key needs a name")
+    raw = WRITE_KEY_PREFIX + secrets.token_urlsafe(32)
+    key = WriteKey.objects.create(
+        workspace=workspace,
+        name=name.strip()[:120],
+        prefix=raw[:10],
+        key_hash=hash_write_key(raw),
+        created_by=actor.user,
+    )
+    audit(
+        workspace=workspace,
+        actor=actor,
+        action="writekey.create",
+        obj=key,
+        after={"name": key.name, "prefix": key.prefix},
+    )
+    return key, raw
+
+
+@transaction.atomic
+def writekey_revoke(*, workspace: Workspace, actor: Actor, key: WriteKey) -> WriteKey:
+    """Stop a key from sending; events it sent before stay. Revoking twice is a no-op."""
+    key = WriteKey.objects.select_for_update().get(pk=key.pk, workspace=workspace)
+    if key.revoked_at is None:
+        key.revoked_at = timezone.now()
+        key.save(update_fields=["revoked_at"])
+        audit(
+            workspace=workspace,
+            actor=actor,
+            action="writekey.revoke",
+            obj=key,
+            after={"name": key.name, "prefix": key.prefix},
+        )
+    return key
+
+
+def writekey_authenticate(raw: str) -> WriteKey | None:
+    """The active key for this clear text (with its workspace), or None."""
+    if not raw or not raw.startswith(WRITE_KEY_PREFIX) or len(raw) > 200:
+        return None
+    key = (
+        WriteKey.objects.select_related("workspace")
+        .filter(key_hash=hash_write_key(raw), revoked_at__isnull=True)
+        .first()
+    )
+    if key is not None:
+        now = timezone.now()
+        if key.last_used_at is None or (now - key.last_used_at).total_seconds() > TOUCH_SECONDS:
+            WriteKey.objects.filter(pk=key.pk).update(last_used_at=now)
+    return key
+
+
+def events_ingest(*, workspace: Workspace, events: list[dict]) -> None:
+    """Store accepted messages (`schemas.parse_message` output) as pending events, in one
+    INSERT that skips every messageId the workspace already has: a retried request, or a
+    message repeated inside one batch, is stored once (the first copy wins).
+
+    Not audited (events are data, not staff actions) and nothing is enqueued yet: identity
+    resolution of pending events is the next increment (docs/tracking.md)."""
+    rows: dict[str, Event] = {}
+    for fields in events:
+        if fields["message_id"] not in rows:
+            rows[fields["message_id"]] = Event(workspace=workspace, **seal_event(fields))
+    if rows:
+        with transaction.atomic():
+            Event.objects.bulk_create(list(rows.values()), ignore_conflicts=True)
