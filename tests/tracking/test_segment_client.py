@@ -97,8 +97,18 @@ def test_every_call_of_the_python_client_is_stored(cast, segment_client):
 
     for event in events.values():
         assert event.context["library"]["name"] == "analytics-python"
-        assert event.status == "pending"
+        assert event.status == "processed"  # resolved on commit (immediate task backend)
     assert identify.context["ip"] == "127.0.0.1"
+    # u-1's calls resolve to one contact, which also got the aliased anonymous id
+    person = identify.contact
+    assert person is not None
+    assert {events[m].contact_id for m in ("m-identify", "m-track", "m-alias")} == {person.pk}
+    assert set(person.identities.values_list("kind", "value")) >= {
+        ("user_id", "u-1"),
+        ("anonymous_id", "anon-1"),
+    }
+    assert person.identities.filter(kind="phone").exists()
+    assert anonymous.contact_id not in (None, person.pk)
 
 
 def test_the_client_retrying_a_batch_does_not_double_it(cast, segment_client):

@@ -85,8 +85,11 @@ def events_ingest(*, workspace: Workspace, events: list[dict]) -> None:
     INSERT that skips every messageId the workspace already has: a retried request, or a
     message repeated inside one batch, is stored once (the first copy wins).
 
-    Not audited (events are data, not staff actions) and nothing is enqueued yet: identity
-    resolution of pending events is the next increment (docs/tracking.md)."""
+    Not audited (events are data, not staff actions). On commit, `tasks.process_pending`
+    is enqueued for the workspace to resolve the new events to contacts (resolve.py); a
+    failure to enqueue never fails the request (the next ingest enqueues again)."""
+    from siyu.tracking.tasks import process_pending
+
     rows: dict[str, Event] = {}
     for fields in events:
         if fields["message_id"] not in rows:
@@ -94,3 +97,4 @@ def events_ingest(*, workspace: Workspace, events: list[dict]) -> None:
     if rows:
         with transaction.atomic():
             Event.objects.bulk_create(list(rows.values()), ignore_conflicts=True)
+            transaction.on_commit(lambda: process_pending.enqueue(workspace.pk), robust=True)

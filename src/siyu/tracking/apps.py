@@ -5,3 +5,9 @@ class TrackingConfig(AppConfig):
     name = "siyu.tracking"
     label = "tracking"
     verbose_name = "event collection"
+
+    def ready(self) -> None:
+        from siyu.contacts.actions.merge import register_merge_hook
+        from siyu.tracking.resolve import move_events_on_merge
+
+        register_merge_hook(move_events_on_merge)

@@ -51,7 +51,7 @@ class EventStatus(models.TextChoices):
 
 class Event(WorkspaceScoped):
     """One accepted Segment message, stored as received (plus the corrected timestamp).
-    `pending` until identity resolution attaches it to a contact (the next increment)."""
+    `pending` until identity resolution (resolve.py) attaches it to a contact."""
 
     message_id = models.CharField(max_length=255)
     type = models.CharField(max_length=10, choices=MessageType.choices)
@@ -76,6 +76,9 @@ class Event(WorkspaceScoped):
         "contacts.Contact", null=True, blank=True, on_delete=models.SET_NULL, related_name="events"
     )
     processed_at = models.DateTimeField(null=True, blank=True)
+    # What identity resolution could not use (an invalid phone, an attribute that failed the
+    # schema, ...), one "field: reason" per line; never a clear phone number or email.
+    error = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -91,3 +94,14 @@ class Event(WorkspaceScoped):
 
     def __str__(self) -> str:
         return f"{self.type} {self.event or ''} {self.message_id}".strip()
+
+
+class IngestState(WorkspaceScoped):
+    """One row per workspace: the lease of the task draining its pending events. A drainer
+    claims it with one atomic UPDATE (`running_until` empty or past), so only one runs per
+    workspace at a time, on SQLite and PostgreSQL alike; a crashed drainer's lease expires."""
+
+    running_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["workspace"], name="ingeststate_unique")]

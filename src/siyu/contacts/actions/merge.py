@@ -1,3 +1,5 @@
+from collections.abc import Callable
+
 from django.db import transaction
 from django.utils import timezone
 
@@ -8,6 +10,19 @@ from siyu.core.errors import NotFound, ValidationError
 from siyu.core.models import Workspace
 
 FILLABLE = ("name", "birthday", "province", "city", "source")
+
+# Other apps move what they own of `other` to `survivor` (tracking: its events) through a hook,
+# called inside the merge's transaction before `other` is deleted: fn(workspace, survivor,
+# other). Registered once, in the app's AppConfig.ready().
+MergeHook = Callable[[Workspace, Contact, Contact], None]
+MERGE_HOOKS: list[MergeHook] = []
+
+
+def register_merge_hook(fn: MergeHook) -> MergeHook:
+    """Add `fn` to the hooks every merge calls (idempotent: a hook is registered once)."""
+    if fn not in MERGE_HOOKS:
+        MERGE_HOOKS.append(fn)
+    return fn
 
 
 def _snapshot(contact: Contact) -> dict:
@@ -80,5 +95,7 @@ def contacts_merge(
         before=before,
         after=_snapshot(survivor),
     )
+    for hook in MERGE_HOOKS:
+        hook(workspace, survivor, other)
     other.delete()
     return survivor

@@ -1,0 +1,517 @@
+"""Identity resolution: every pending event of a workspace is resolved to one contact,
+creating, completing or merging contacts as its identifiers say, and its traits update the
+contact. The rules (and the conflict rule) are in docs/tracking.md, "Identity resolution".
+
+One drainer per workspace at a time (a lease on its `IngestState` row); events are taken in
+id order, in batches, each batch in one transaction: an event moves pending -> processed in
+the same transaction as its effects, so running twice changes nothing."""
+
+import datetime
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Case, DateTimeField, F, Q, Value, When
+from django.db.models.functions import Greatest, Least
+from django.utils import timezone
+
+from siyu.contacts.actions import contact_create, contact_update, contacts_merge
+from siyu.contacts.actions.contact import IdentityInput, clean_profile
+from siyu.contacts.actions.identity import build_identity, identity_hash, save_identity
+from siyu.contacts.attributes import coerce_value, schema_for
+from siyu.contacts.models import PII_KINDS, Contact, Identity, IdentityKind, Source
+from siyu.contacts.normalize import mask, normalize_identity
+from siyu.contacts.timeline import timeline_add
+from siyu.core.audit import Actor
+from siyu.core.errors import SiyuError, ValidationError
+from siyu.core.models import Workspace
+from siyu.tracking.models import Event, EventStatus, IngestState, MessageType
+from siyu.tracking.pii import PII_KEYS, unseal
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 500
+LEASE_SECONDS = 300  # a drainer that died frees its workspace after this long
+LOOKUP_CHUNK = 900  # parameters per IN (…) query, under SQLite's oldest limit
+ACTOR = Actor.system("tracking")
+
+K = IdentityKind
+# Which identifier of an event says most surely who sent it, when several contacts hold them.
+PRIORITY = [
+    K.USER_ID,
+    K.ANONYMOUS_ID,
+    K.WECOM_EXTERNAL_USERID,
+    K.WECHAT_OPENID,
+    K.WECHAT_UNIONID,
+    K.PHONE,
+    K.EMAIL,
+]
+PHONE_KEYS = frozenset(PII_KEYS - {"email"})  # phone, mobile, phone_number, phonenumber
+TRAIT_KINDS = {
+    "unionid": K.WECHAT_UNIONID,
+    "wechat_unionid": K.WECHAT_UNIONID,
+    "external_userid": K.WECOM_EXTERNAL_USERID,
+    "wecom_external_userid": K.WECOM_EXTERNAL_USERID,
+}
+OPENID_KEYS = frozenset({"openid", "wechat_openid"})
+# Trait keys that are identifiers or feed the profile: never custom attributes.
+RESERVED_KEYS = (
+    PII_KEYS
+    | OPENID_KEYS
+    | set(TRAIT_KINDS)
+    | {"wechat_app_id", "name", "gender", "birthday", "address"}
+)
+GENDERS = {
+    "male": "male",
+    "m": "male",
+    "man": "male",
+    "男": "male",
+    "female": "female",
+    "f": "female",
+    "woman": "female",
+    "女": "female",
+}
+
+
+def move_events_on_merge(workspace: Workspace, survivor: Contact, other: Contact) -> None:
+    """Merge hook (registered in TrackingConfig.ready): the other's events move to the
+    survivor before the other is deleted (Event.contact would otherwise become NULL)."""
+    Event.objects.filter(workspace=workspace, contact_id=other.pk).update(contact_id=survivor.pk)
+
+
+# --- one drainer per workspace -----------------------------------------------------------------
+
+
+def _claim(workspace_id: int) -> bool:
+    """Take the workspace's lease with one atomic UPDATE; False if another drainer has it."""
+    IngestState.objects.get_or_create(workspace_id=workspace_id)
+    now = timezone.now()
+    return bool(
+        IngestState.objects.filter(workspace_id=workspace_id)
+        .filter(Q(running_until__isnull=True) | Q(running_until__lt=now))
+        .update(running_until=now + datetime.timedelta(seconds=LEASE_SECONDS))
+    )
+
+
+def _renew(workspace_id: int) -> None:
+    IngestState.objects.filter(workspace_id=workspace_id).update(
+        running_until=timezone.now() + datetime.timedelta(seconds=LEASE_SECONDS)
+    )
+
+
+def _release(workspace_id: int) -> None:
+    IngestState.objects.filter(workspace_id=workspace_id).update(running_until=None)
+
+
+def process_pending_events(workspace_id: int, batch_size: int = BATCH_SIZE) -> int:
+    """Drain the workspace's pending events in id order; the number processed. Returns at
+    once if another drainer holds the workspace (that one loops until nothing is pending).
+    An event whose resolution fails unexpectedly stays pending with its `error` (it shows in
+    the ingestion lag and is retried by the next run) and does not stop the others."""
+    workspace = Workspace.objects.filter(pk=workspace_id).first()
+    if workspace is None:
+        return 0
+    processed, cursor = 0, 0
+    while _claim(workspace_id):
+        try:
+            while True:
+                count, last_id = _process_batch(workspace, cursor, batch_size)
+                if not count:
+                    break
+                processed += count
+                cursor = last_id
+                _renew(workspace_id)
+        finally:
+            _release(workspace_id)
+        # A task enqueued while we held the lease exited at once: look once more, after
+        # releasing, so that its events are not left waiting for the next ingest.
+        if not Event.objects.filter(
+            workspace_id=workspace_id, status=EventStatus.PENDING, id__gt=cursor
+        ).exists():
+            break
+    return processed
+
+
+def _process_batch(workspace: Workspace, after_id: int, batch_size: int) -> tuple[int, int]:
+    """Resolve the next batch of pending events (id > after_id) in one transaction:
+    (events looked at, the last id)."""
+    with transaction.atomic():
+        events = list(
+            Event.objects.filter(
+                workspace=workspace, status=EventStatus.PENDING, id__gt=after_id
+            ).order_by("id")[:batch_size]
+        )
+        if not events:
+            return 0, after_id
+        _Batch(workspace).run(events)
+    return len(events), events[-1].pk
+
+
+# --- reading an event --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Ident:
+    """One identifier of an event, normalised and hashed as Identity rows are."""
+
+    kind: str
+    value: str
+    app_id: str
+    hash: str
+    attach: bool = True  # False: only looked up (an alias's previousId as a user id)
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.kind, self.app_id, self.hash)
+
+    @property
+    def masked(self) -> str:
+        return mask(self.kind, self.value)
+
+
+@dataclass
+class Parsed:
+    event: Event
+    idents: list[Ident] = field(default_factory=list)
+    traits: dict[str, Any] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+
+def _ident(parsed: Parsed, kind: str, raw: Any, where: str, app_id: str = "", attach=True):
+    if isinstance(raw, bool) or not isinstance(raw, str | int) or raw == "":
+        if raw not in (None, ""):
+            parsed.errors.append(f"{where}: not a string")
+        return
+    app_id = app_id if kind == K.WECHAT_OPENID else ""
+    try:
+        value = normalize_identity(kind, str(raw), where)
+    except ValidationError as exc:
+        # never write a clear phone number or email into the error
+        parsed.errors.append(f"{where}: invalid {kind}" if kind in PII_KINDS else exc.message)
+        return
+    ident = Ident(kind, value, app_id, identity_hash(kind, value, app_id), attach)
+    if all(i.key != ident.key or i.attach != attach for i in parsed.idents):
+        parsed.idents.append(ident)
+
+
+def parse_event(event: Event) -> Parsed:
+    """The identifiers and traits of one event (docs/tracking.md lists them)."""
+    parsed = Parsed(event)
+    context = event.context if isinstance(event.context, dict) else {}
+    traits: dict[str, Any] = {}
+    if isinstance(context.get("traits"), dict):
+        traits.update({k: (k, v, "context.traits") for k, v in context["traits"].items()})
+    if event.type == MessageType.IDENTIFY and isinstance(event.traits, dict):
+        traits.update({k: (k, v, "traits") for k, v in event.traits.items()})
+
+    _ident(parsed, K.USER_ID, event.user_id, "userId")
+    _ident(parsed, K.ANONYMOUS_ID, event.anonymous_id, "anonymousId")
+    if event.type == MessageType.ALIAS and event.previous_id:
+        # previousId is usually the anonymous id the user had; it may be an older user id
+        _ident(parsed, K.ANONYMOUS_ID, event.previous_id, "previousId")
+        _ident(parsed, K.USER_ID, event.previous_id, "previousId", attach=False)
+
+    app = context.get("app") if isinstance(context.get("app"), dict) else {}
+    app_id = app.get("id") or (traits.get("wechat_app_id") or (None, None))[1]
+    for key, value, where in traits.values():
+        lower = key.lower()
+        path = f"{where}.{key}"
+        if lower in PHONE_KEYS or lower == "email":
+            try:
+                value = unseal(value)
+            except Exception:  # a token of a key no longer configured
+                parsed.errors.append(f"{path}: cannot be decrypted")
+                continue
+            _ident(parsed, K.EMAIL if lower == "email" else K.PHONE, value, path)
+        elif lower in TRAIT_KINDS:
+            _ident(parsed, TRAIT_KINDS[lower], value, path)
+        elif lower in OPENID_KEYS:
+            if not app_id or not isinstance(app_id, str):
+                parsed.errors.append(f"{path}: openid without an app id, not used")
+            else:
+                _ident(parsed, K.WECHAT_OPENID, value, path, app_id=app_id)
+        else:
+            parsed.traits[key] = (value, path)
+    return parsed
+
+
+def profile_from_traits(parsed: Parsed) -> dict[str, Any]:
+    """Segment's name, gender, birthday and address.state/city, each checked on its own: a
+    bad one is recorded on the event and skipped."""
+    wanted: dict[str, tuple[Any, str]] = {}
+    for key, (value, path) in parsed.traits.items():
+        if key == "name" and value not in (None, ""):
+            wanted["name"] = (value if isinstance(value, str) else str(value), path)
+        elif key == "gender" and value not in (None, ""):
+            gender = GENDERS.get(str(value).strip().lower())
+            if gender is None:
+                parsed.errors.append(f"{path}: unknown gender")
+            else:
+                wanted["gender"] = (gender, path)
+        elif key == "birthday" and value not in (None, ""):
+            wanted["birthday"] = (str(value)[:10], path)  # a date, or a date-time
+        elif key == "address" and isinstance(value, dict):
+            for part, profile_key in (("state", "province"), ("city", "city")):
+                if value.get(part) not in (None, ""):
+                    wanted[profile_key] = (str(value[part]), f"{path}.{part}")
+    profile: dict[str, Any] = {}
+    for key, (value, path) in wanted.items():
+        try:
+            profile.update(clean_profile({key: value}))
+        except ValidationError as exc:
+            parsed.errors.append(f"{path}: {exc.message.split(': ', 1)[-1]}")
+    return profile
+
+
+def attributes_from_traits(parsed: Parsed, schema: dict) -> dict[str, Any]:
+    """Traits whose key is in the attribute schema, coerced as `clean_attributes` does; one
+    that fails is recorded and skipped, the others apply. Other keys are ignored."""
+    attrs: dict[str, Any] = {}
+    for key, (value, path) in parsed.traits.items():
+        if key not in schema or key.lower() in RESERVED_KEYS or value in (None, ""):
+            continue
+        try:
+            attrs[key] = coerce_value(schema[key], value, path)
+        except ValidationError as exc:
+            parsed.errors.append(exc.message)
+    return attrs
+
+
+def _source(event: Event) -> str:
+    campaign = event.context.get("campaign") if isinstance(event.context, dict) else None
+    source = campaign.get("source") if isinstance(campaign, dict) else None
+    return source if isinstance(source, str) and source in Source.values else Source.API
+
+
+# --- resolving a batch -------------------------------------------------------------------------
+
+
+class _Batch:
+    """The state of one batch: who holds which identity (one query for the whole batch),
+    which contacts hold user ids, merges done so far, and the seen times to write."""
+
+    def __init__(self, workspace: Workspace):
+        self.workspace = workspace
+        self.schema = schema_for(workspace)
+        self.holders: dict[tuple[str, str, str], int] = {}
+        self.user_ids: dict[int, set[str]] = {}
+        self.merged: dict[int, int] = {}
+        self.seen: dict[int, tuple[datetime.datetime, datetime.datetime]] = {}
+        self.done: list[Event] = []
+
+    # identity cache
+    def load(self, parsed: list[Parsed]) -> None:
+        self.holders, self.user_ids = {}, {}
+        hashes = sorted({i.hash for p in parsed for i in p.idents})
+        for start in range(0, len(hashes), LOOKUP_CHUNK):
+            rows = Identity.objects.filter(
+                workspace=self.workspace, value_hash__in=hashes[start : start + LOOKUP_CHUNK]
+            ).values_list("kind", "app_id", "value_hash", "contact_id")
+            for kind, app_id, value_hash, contact_id in rows:
+                self.holders[(kind, app_id, value_hash)] = contact_id
+        self._load_user_ids(set(self.holders.values()))
+
+    def _load_user_ids(self, contact_ids: set[int]) -> None:
+        missing = sorted(c for c in contact_ids if c not in self.user_ids)
+        for cid in missing:
+            self.user_ids[cid] = set()
+        for start in range(0, len(missing), LOOKUP_CHUNK):
+            rows = Identity.objects.filter(
+                workspace=self.workspace,
+                kind=K.USER_ID,
+                contact_id__in=missing[start : start + LOOKUP_CHUNK],
+            ).values_list("contact_id", "value_hash")
+            for cid, value_hash in rows:
+                self.user_ids[cid].add(value_hash)
+
+    def find(self, contact_id: int) -> int:
+        while contact_id in self.merged:
+            contact_id = self.merged[contact_id]
+        return contact_id
+
+    def holder(self, ident: Ident) -> int | None:
+        cid = self.holders.get(ident.key)
+        return None if cid is None else self.find(cid)
+
+    def uids(self, contact_id: int) -> set[str]:
+        if contact_id not in self.user_ids:
+            self._load_user_ids({contact_id})
+        return self.user_ids[contact_id]
+
+    # the batch
+    def run(self, events: list[Event]) -> None:
+        parsed = [parse_event(e) for e in events]
+        self.load(parsed)
+        for index, p in enumerate(parsed):
+            merged_before = dict(self.merged)
+            try:
+                with transaction.atomic():
+                    contact_id = self.resolve(p)
+            except Exception as exc:
+                log.exception("resolving event %s failed", p.event.pk)
+                self.merged = merged_before
+                self.load(parsed[index + 1 :])  # what the rolled-back savepoint did is undone
+                text = "\n".join([*p.errors, f"not processed: {exc}"])[:2000]
+                Event.objects.filter(pk=p.event.pk).update(error=text)
+                continue
+            p.event.contact_id = contact_id
+            p.event.error = "\n".join(p.errors)
+            self.done.append(p.event)
+            if contact_id is not None:
+                ts = p.event.timestamp
+                first, last = self.seen.get(contact_id, (ts, ts))
+                self.seen[contact_id] = (min(first, ts), max(last, ts))
+        self.flush()
+
+    def flush(self) -> None:
+        now = timezone.now()
+        for event in self.done:
+            if event.contact_id is not None:
+                event.contact_id = self.find(event.contact_id)
+            event.status, event.processed_at = EventStatus.PROCESSED, now
+        Event.objects.bulk_update(
+            self.done, ["contact", "status", "processed_at", "error"], batch_size=BATCH_SIZE
+        )
+        seen: dict[int, tuple[datetime.datetime, datetime.datetime]] = {}
+        for cid, (first, last) in self.seen.items():
+            cid = self.find(cid)
+            f0, l0 = seen.get(cid, (first, last))
+            seen[cid] = (min(f0, first), max(l0, last))
+        if seen:  # one UPDATE for the batch
+            firsts = [When(pk=c, then=Value(first)) for c, (first, _) in seen.items()]
+            dt = DateTimeField()
+            lasts = [When(pk=c, then=Value(last)) for c, (_, last) in seen.items()]
+            Contact.objects.filter(workspace=self.workspace, pk__in=list(seen)).update(
+                first_seen_at=Least(F("first_seen_at"), Case(*firsts, output_field=dt)),
+                last_seen_at=Greatest(F("last_seen_at"), Case(*lasts, output_field=dt)),
+            )
+
+    def resolve(self, p: Parsed) -> int | None:
+        """The contact of one event, after creating, completing or merging contacts."""
+        found = {i: h for i in p.idents if (h := self.holder(i)) is not None}
+        user = next((i for i in p.idents if i.kind == K.USER_ID and i.attach), None)
+        ranked = sorted(found, key=lambda i: PRIORITY.index(i.kind))
+        ranked_holders = list(dict.fromkeys(found[i] for i in ranked))
+
+        # The anchor: the contact the event surely belongs to. A userId is authoritative.
+        if user is not None and user in found:
+            anchor = found[user]
+        elif user is not None:
+            anchor = next((h for h in ranked_holders if not self.uids(h)), None)
+        else:
+            anchor = ranked_holders[0] if ranked_holders else None
+
+        group: list[int] = []
+        conflicts: list[int] = []
+        if anchor is not None:
+            group = [anchor]
+            group_uids = set(self.uids(anchor))
+            if user is not None and user not in found:
+                group_uids.add(user.hash)  # it will be attached to the group
+            for h in ranked_holders:
+                if h == anchor:
+                    continue
+                # never merge two contacts that each hold a different user id
+                if self.uids(h) and group_uids:
+                    conflicts.append(h)
+                else:
+                    group.append(h)
+                    group_uids |= self.uids(h)
+        else:
+            conflicts = ranked_holders
+
+        unheld = [i for i in p.idents if i.attach and i not in found]
+        profile = profile_from_traits(p)
+        attrs = attributes_from_traits(p, self.schema)
+
+        if not group:
+            if not unheld:
+                p.errors.append("no usable identifier: not attached to a contact")
+                return None
+            contact = self.create(p, unheld, profile, attrs)
+            survivor = contact.pk
+        else:
+            survivor = min(group)
+            for other in sorted(group):
+                if other != survivor:
+                    self.merge(survivor, other)
+            self.attach(survivor, unheld)
+            self.update(survivor, profile, attrs)
+
+        for other in conflicts:
+            self.conflict(p, survivor, other, [i for i in found if found[i] == other])
+        return survivor
+
+    def create(self, p: Parsed, idents: list[Ident], profile: dict, attrs: dict) -> Contact:
+        contact = contact_create(
+            workspace=self.workspace,
+            actor=ACTOR,
+            profile={"source": _source(p.event), **profile},
+            attributes=attrs,
+            identities=[IdentityInput(i.kind, i.value, i.app_id) for i in idents],
+        )
+        # seen from the event, not from now (merges take min/max of these)
+        ts = p.event.timestamp
+        Contact.objects.filter(pk=contact.pk).update(first_seen_at=ts, last_seen_at=ts)
+        self.user_ids[contact.pk] = set()
+        for i in idents:
+            self.remember(i, contact.pk)
+        return contact
+
+    def remember(self, ident: Ident, contact_id: int) -> None:
+        self.holders[ident.key] = contact_id
+        if ident.kind == K.USER_ID:
+            self.uids(contact_id).add(ident.hash)
+
+    def merge(self, survivor: int, other: int) -> None:
+        contacts_merge(
+            workspace=self.workspace,
+            actor=ACTOR,
+            survivor=Contact(pk=survivor, workspace=self.workspace),
+            other=Contact(pk=other, workspace=self.workspace),
+        )
+        self.merged[other] = survivor
+        self.uids(survivor).update(self.uids(other))
+
+    def attach(self, contact_id: int, idents: list[Ident]) -> None:
+        contact = None
+        for i in idents:
+            contact = contact or Contact.objects.get(pk=contact_id, workspace=self.workspace)
+            try:
+                save_identity(build_identity(self.workspace, contact, i.kind, i.value, i.app_id))
+            except SiyuError as exc:  # taken meanwhile (a console add): it stays where it is
+                log.warning("event identity not attached: %s", exc)
+                continue
+            self.remember(i, contact_id)
+            timeline_add(contact, "identity_added", ACTOR, kind=i.kind, value=i.masked)
+
+    def update(self, contact_id: int, profile: dict, attrs: dict) -> None:
+        if not profile and not attrs:
+            return
+        contact = Contact.objects.get(pk=contact_id, workspace=self.workspace)
+        profile = {k: v for k, v in profile.items() if getattr(contact, k) != v}
+        attrs = {k: v for k, v in attrs.items() if contact.attributes.get(k) != v}
+        if profile or attrs:
+            contact_update(
+                workspace=self.workspace,
+                actor=ACTOR,
+                contact=contact,
+                profile=profile,
+                attributes=attrs,
+            )
+
+    def conflict(self, p: Parsed, resolved: int, other: int, contested: list[Ident]) -> None:
+        """Two contacts with different user ids meet: no merge, a row on both timelines."""
+        identities = [{"kind": i.kind, "value": i.masked} for i in contested]
+        kinds = ", ".join(sorted({i.kind for i in contested}))
+        p.errors.append(f"identity_conflict: {kinds} held by contact {other} (not merged)")
+        for mine, theirs in ((resolved, other), (other, resolved)):
+            timeline_add(
+                Contact(pk=mine, workspace_id=self.workspace.pk),
+                "identity_conflict",
+                ACTOR,
+                other_id=theirs,
+                identities=identities,
+                message_id=p.event.message_id,
+            )
