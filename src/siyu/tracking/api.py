@@ -1,0 +1,91 @@
+"""Read API of collected events: GET /api/v1/contacts/{id}/events (newest first, cursor
+paged). Phones and emails inside events come back masked, like everywhere else."""
+
+import base64
+import datetime
+import json
+from typing import Any
+
+from django.http import HttpRequest
+from django.utils.dateparse import parse_datetime
+from ninja import Router, Schema
+
+from siyu.contacts.normalize import mask_email, mask_phone
+from siyu.contacts.queries import get_contact_for
+from siyu.core.api import allowed
+from siyu.core.errors import ValidationError
+from siyu.tracking.models import Event
+from siyu.tracking.pii import SEALED, unseal
+
+events_router = Router(tags=["events"])
+
+
+class EventOut(Schema):
+    id: int
+    type: str
+    event: str
+    properties: dict[str, Any]
+    traits: dict[str, Any]
+    timestamp: datetime.datetime
+    received_at: datetime.datetime
+    message_id: str
+
+
+class EventList(Schema):
+    items: list[EventOut]
+    next: str | None
+
+
+def _masked(values: dict[str, Any]) -> dict[str, Any]:
+    def one(value: Any) -> Any:
+        if isinstance(value, dict) and set(value) == {SEALED}:
+            clear = unseal(value)
+            return mask_email(clear) if "@" in clear else mask_phone(clear)
+        return value
+
+    return {key: one(value) for key, value in values.items()}
+
+
+def _cursor(event: Event) -> str:
+    raw = json.dumps([event.timestamp.isoformat(), event.pk])
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _after(cursor: str) -> tuple[datetime.datetime, int]:
+    try:
+        stamp, pk = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        moment = parse_datetime(stamp)
+        if moment is None or type(pk) is not int:
+            raise ValueError
+        return moment, pk
+    except (ValueError, TypeError, json.JSONDecodeError) as exc:
+        raise ValidationError("cursor", "not a cursor returned by this list") from exc
+
+
+@events_router.get(
+    "/contacts/{contact_id}/events", response=EventList, summary="A contact's events"
+)
+def contact_events(request: HttpRequest, contact_id: int, cursor: str = "", limit: int = 50):
+    """Newest first by event time. Page with the returned `next` cursor."""
+    workspace, actor = allowed(request, "contacts.view")
+    contact = get_contact_for(workspace, actor, contact_id)
+    limit = max(1, min(limit, 200))
+    qs = Event.objects.filter(workspace=workspace, contact=contact)
+    if cursor:
+        moment, pk = _after(cursor)
+        qs = qs.filter(timestamp__lt=moment) | qs.filter(timestamp=moment, pk__lt=pk)
+    rows = list(qs.order_by("-timestamp", "-id")[: limit + 1])
+    items = [
+        {
+            "id": e.pk,
+            "type": e.type,
+            "event": e.event,
+            "properties": _masked(e.properties),
+            "traits": _masked(e.traits),
+            "timestamp": e.timestamp,
+            "received_at": e.received_at,
+            "message_id": e.message_id,
+        }
+        for e in rows[:limit]
+    ]
+    return {"items": items, "next": _cursor(rows[limit - 1]) if len(rows) > limit else None}
