@@ -10,6 +10,7 @@ NAV = [
     ("console:tags", _("Tags"), "contacts.view"),
     ("console:staff", _("Staff"), "staff.view"),
     ("console:apikeys", _("API keys"), "apikeys.manage"),
+    ("console:data_sources", _("Data sources"), "apikeys.manage"),
     ("console:audit", _("Audit log"), "audit.view"),
     ("console:settings", _("Settings"), "settings.manage"),
 ]

@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from siyu.console import urls_admin, urls_pool
+from siyu.console import urls_admin, urls_data, urls_pool
 from siyu.console.views import auth
 
 app_name = "console"
@@ -14,4 +14,5 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(next_page="console:login"), name="logout"),
     *urls_pool.urlpatterns,
     *urls_admin.urlpatterns,
+    *urls_data.urlpatterns,
 ]
