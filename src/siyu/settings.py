@@ -152,6 +152,8 @@ TASKS = {
 }
 
 SIYU_DEFAULT_REGION = env("DEFAULT_REGION", "CN")
+# Reverse proxies whose X-Forwarded-For is believed (for the audit log's IP), e.g. 127.0.0.1.
+SIYU_TRUSTED_PROXIES = frozenset(p.strip() for p in env("TRUSTED_PROXIES").split(",") if p.strip())
 SIYU_DASHBOARD_CACHE_SECONDS = int(env("DASHBOARD_CACHE_SECONDS", "60"))
 
 LOGGING = {

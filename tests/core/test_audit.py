@@ -164,3 +164,17 @@ def test_staff_and_key_actions_are_all_audited(cast):
     ]
     assert rows[1].before == {"role": "agent"} and rows[1].after == {"role": "analyst"}
     assert rows[2].before == {"email": "n@brand.test", "role": "analyst"}
+
+
+def test_the_audit_ip_sees_through_trusted_proxies_only(rf, settings):
+    from siyu.accounts.access import client_ip
+
+    settings.SIYU_TRUSTED_PROXIES = frozenset({"10.0.0.1"})
+    behind = rf.get("/", REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR="203.0.113.9, 10.0.0.1")
+    assert client_ip(behind) == "203.0.113.9"
+    forged = rf.get("/", REMOTE_ADDR="198.51.100.4", HTTP_X_FORWARDED_FOR="1.2.3.4")
+    assert client_ip(forged) == "198.51.100.4"  # not a trusted proxy: the header is ignored
+    junk = rf.get("/", REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR="not-an-ip")
+    assert client_ip(junk) == "10.0.0.1"
+    settings.SIYU_TRUSTED_PROXIES = frozenset()
+    assert client_ip(behind) == "10.0.0.1"

@@ -1,5 +1,8 @@
 """Who may do what: building the Actor for a request and checking the permission matrix."""
 
+import ipaddress
+
+from django.conf import settings
 from django.http import HttpRequest
 
 from siyu.accounts.models import ApiKey, Membership, Staff
@@ -10,7 +13,26 @@ from siyu.core.models import Workspace
 
 
 def client_ip(request: HttpRequest) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
+    """The caller's address for the audit log. Behind reverse proxies listed in
+    SIYU_TRUSTED_PROXIES, the nearest X-Forwarded-For hop that is not one of them; a header
+    from anyone else is ignored, so a client cannot forge its address."""
+    remote = request.META.get("REMOTE_ADDR") or None
+    trusted = settings.SIYU_TRUSTED_PROXIES
+    if remote not in trusted:
+        return remote
+    hops = [h.strip() for h in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+    for hop in reversed([h for h in hops if h]):
+        if hop not in trusted:
+            return hop if _is_ip(hop) else remote
+    return remote
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
 
 
 def membership_for(staff: Staff, workspace: Workspace) -> Membership | None:
