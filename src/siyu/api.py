@@ -5,6 +5,7 @@ from ninja import NinjaAPI
 from siyu.contacts.api import attributes_router, contacts_router, tags_router
 from siyu.core.api import ApiKeyAuth, install_error_handlers
 from siyu.tracking.api import events_router
+from siyu.tracking.orders_api import orders_router
 
 api = NinjaAPI(
     title="siyu API",
@@ -21,3 +22,4 @@ api.add_router("/v1/contacts", contacts_router)
 api.add_router("/v1/tags", tags_router)
 api.add_router("/v1/attributes", attributes_router)
 api.add_router("/v1", events_router)
+api.add_router("/v1", orders_router)

@@ -106,6 +106,18 @@ def describe(entry: TimelineEntry) -> str:
         "owner_changed": lambda: _("Owner changed to %(owner)s") % {"owner": d.get("owner") or "-"},
         "merged": lambda: _("Merged contact #%(other_id)s (%(other_name)s) into this one") % d,
         "pii_revealed": lambda: _("%(kind)s revealed") % {"kind": kind},
+        "order_placed": lambda: _("Order %(order_id)s placed: %(total)s %(currency)s") % d,
+        "order_refunded": lambda: _("Order %(order_id)s refunded: %(amount)s %(currency)s") % d,
+        "identity_conflict": lambda: (
+            _("Identity conflict with contact #%(other_id)s (not merged): %(identities)s")
+            % {
+                "other_id": d.get("other_id", "-"),
+                "identities": "、".join(
+                    f"{_label(IdentityKind, i.get('kind'))} {i.get('value', '')}"
+                    for i in d.get("identities", [])
+                ),
+            }
+        ),
     }
     render = texts.get(entry.kind)
     try:

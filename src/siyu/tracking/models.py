@@ -105,3 +105,81 @@ class IngestState(WorkspaceScoped):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["workspace"], name="ingeststate_unique")]
+
+
+class OrderStatus(models.TextChoices):
+    COMPLETED = "completed", _("Completed")
+    REFUNDED = "refunded", _("Refunded")
+    PARTIALLY_REFUNDED = "partially_refunded", _("Partially refunded")
+
+
+class OrderSource(models.TextChoices):
+    API = "api", _("API")
+    EVENT = "event", _("Event")
+
+
+class Order(WorkspaceScoped):
+    """A brand's order, from the server API or an `Order Completed` event (orders.py). Money
+    is integer fen (分). `external_id` is the brand's order id: unique per workspace, it makes
+    creating an order idempotent."""
+
+    contact = models.ForeignKey(
+        "contacts.Contact", null=True, blank=True, on_delete=models.SET_NULL, related_name="orders"
+    )
+    external_id = models.CharField(max_length=255)
+    status = models.CharField(
+        max_length=20, choices=OrderStatus.choices, default=OrderStatus.COMPLETED
+    )
+    currency = models.CharField(max_length=3, default="CNY")
+    total_fen = models.BigIntegerField()
+    discount_fen = models.BigIntegerField(default=0)
+    shipping_fen = models.BigIntegerField(default=0)
+    tax_fen = models.BigIntegerField(default=0)
+    refunded_fen = models.BigIntegerField(default=0)
+    channel = models.CharField(max_length=120, blank=True, default="")
+    placed_at = models.DateTimeField()
+    source = models.CharField(max_length=10, choices=OrderSource.choices, default=OrderSource.API)
+    message_id = models.CharField(max_length=255, blank=True, default="")  # the event's
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "external_id"], name="order_external_unique"
+            )
+        ]
+        indexes = [models.Index(fields=["contact", "-placed_at"], name="order_contact_time")]
+
+    def __str__(self) -> str:
+        return self.external_id
+
+
+class OrderItem(WorkspaceScoped):
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="items")
+    product_id = models.CharField(max_length=255, blank=True, default="")
+    sku = models.CharField(max_length=255, blank=True, default="")
+    name = models.CharField(max_length=255, blank=True, default="")
+    category = models.CharField(max_length=255, blank=True, default="")
+    price_fen = models.BigIntegerField()
+    quantity = models.IntegerField(default=1)
+    line_total_fen = models.BigIntegerField()
+
+
+class OrderRefund(WorkspaceScoped):
+    """One refund of an order. A non-empty `refund_id` (the caller's, or `event:<messageId>`)
+    is unique per order, so a retried refund is recognised and not applied twice."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="refunds")
+    refund_id = models.CharField(max_length=255, blank=True, default="")
+    amount_fen = models.BigIntegerField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["order", "refund_id"],
+                condition=~models.Q(refund_id=""),
+                name="orderrefund_id_unique",
+            )
+        ]

@@ -27,6 +27,7 @@ from siyu.core.audit import Actor
 from siyu.core.errors import SiyuError, ValidationError
 from siyu.core.models import Workspace
 from siyu.tracking.models import Event, EventStatus, IngestState, MessageType
+from siyu.tracking.orders import ORDER_EVENTS, apply_order_event
 from siyu.tracking.pii import PII_KEYS, unseal
 
 log = logging.getLogger(__name__)
@@ -348,6 +349,8 @@ class _Batch:
             try:
                 with transaction.atomic():
                     contact_id = self.resolve(p)
+                    if p.event.type == MessageType.TRACK and p.event.event in ORDER_EVENTS:
+                        apply_order_event(self.workspace, ACTOR, p.event, contact_id, p.errors)
             except Exception as exc:
                 log.exception("resolving event %s failed", p.event.pk)
                 self.merged = merged_before
