@@ -2,6 +2,7 @@
 
 from django.urls import path
 
+from siyu.console.views import contact_activity as activity
 from siyu.console.views import contact_detail as detail
 from siyu.console.views import contacts, dashboard, jobs
 
@@ -15,6 +16,8 @@ urlpatterns = [
     path("w/<slug:slug>/contacts/bulk-tag/", contacts.contact_bulk_tag, name="contacts_bulk_tag"),
     path(C, detail.contact_detail, name="contact"),
     path(C + "timeline/", detail.contact_timeline, name="contact_timeline"),
+    path(C + "orders/", activity.contact_orders, name="contact_orders"),
+    path(C + "events/", activity.contact_events, name="contact_events"),
     path(C + "edit/", detail.contact_edit, name="contact_edit"),
     path(C + "owner/", detail.contact_assign, name="contact_assign"),
     path(C + "tags/", detail.contact_tags, name="contact_tags"),
