@@ -8,6 +8,7 @@ ALIASES = {
     "seed-demo": "seed_demo",
     "check": "siyu_check",
     "rotate-key": "rotate_key",
+    "rebuild-aggregates": "rebuild_aggregates",
     "django-check": "check",
 }
 
@@ -23,6 +24,7 @@ USAGE = """usage: siyu <command> [options]
   writekey create --workspace SLUG --name NAME   (Segment-compatible collection key)
   check                     database, migrations, worker, encryption key
   rotate-key                re-encrypt PII under a new encryption key
+  rebuild-aggregates        recompute per-contact stats and daily event counts
 
 Any other Django management command works too (siyu shell, siyu makemigrations, ...).
 """

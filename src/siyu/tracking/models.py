@@ -183,3 +183,47 @@ class OrderRefund(WorkspaceScoped):
                 name="orderrefund_id_unique",
             )
         ]
+
+
+class ContactStats(WorkspaceScoped):
+    """Per-contact aggregates kept current on ingest (aggregates.py), one row per contact that
+    has at least one processed event or one order. Always equal to a recompute from the raw
+    events and orders: `siyu rebuild-aggregates` rebuilds them. Money is integer fen."""
+
+    contact = models.OneToOneField(
+        "contacts.Contact", on_delete=models.CASCADE, related_name="stats"
+    )
+    order_count = models.IntegerField(default=0)
+    # the sum of order totals minus the sum of refunds
+    net_spend_fen = models.BigIntegerField(default=0)
+    last_order_at = models.DateTimeField(null=True, blank=True)
+    # of the latest event: context.channel, else context.campaign.source, else
+    # context.library.name, else ""
+    last_channel = models.CharField(max_length=120, blank=True, default="")
+    last_event_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"stats of contact {self.contact_id}"
+
+
+class DailyEventCount(WorkspaceScoped):
+    """How many events of one name a contact sent on one day (the workspace's time zone):
+    the rollup segments read. `event` is the track event name, or "page" / "screen" /
+    "identify" for those message types (group and alias are not counted)."""
+
+    contact = models.ForeignKey(
+        "contacts.Contact", on_delete=models.CASCADE, related_name="daily_event_counts"
+    )
+    day = models.DateField()
+    event = models.CharField(max_length=255)
+    count = models.IntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["contact", "day", "event"], name="dailyeventcount_unique"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["workspace", "event", "day"], name="dailyevent_ws_event_day")
+        ]

@@ -16,6 +16,7 @@ from siyu.contacts.timeline import timeline_add
 from siyu.core.audit import Actor, audit
 from siyu.core.errors import Conflict, SiyuError, ValidationError
 from siyu.core.models import Workspace
+from siyu.tracking import aggregates
 from siyu.tracking.models import Order, OrderItem, OrderRefund, OrderSource, OrderStatus
 
 MAX_FEN = 10**17  # 1e15 yuan: far above any order, far below BigIntegerField's limit
@@ -283,6 +284,7 @@ def _create(workspace, actor, contact, data: OrderInput, source, message_id) -> 
         currency=order.currency,
         items=len(data.items),
     )
+    aggregates.touch(workspace, [contact.pk])
     return order
 
 
@@ -355,6 +357,7 @@ def order_refund(
                 total=yuan(order.total_fen),
                 currency=order.currency,
             )
+        aggregates.touch(workspace, [order.contact_id])
         return order, True
 
 

@@ -26,6 +26,7 @@ from siyu.contacts.timeline import timeline_add
 from siyu.core.audit import Actor
 from siyu.core.errors import SiyuError, ValidationError
 from siyu.core.models import Workspace
+from siyu.tracking import aggregates
 from siyu.tracking.models import Event, EventStatus, IngestState, MessageType
 from siyu.tracking.orders import ORDER_EVENTS, apply_order_event
 from siyu.tracking.pii import PII_KEYS, unseal
@@ -342,6 +343,11 @@ class _Batch:
 
     # the batch
     def run(self, events: list[Event]) -> None:
+        with aggregates.deferred() as touched:  # orders and merges of this batch
+            self._run(events)
+        self.flush(touched)
+
+    def _run(self, events: list[Event]) -> None:
         parsed = [parse_event(e) for e in events]
         self.load(parsed)
         for index, p in enumerate(parsed):
@@ -365,9 +371,8 @@ class _Batch:
                 ts = p.event.timestamp
                 first, last = self.seen.get(contact_id, (ts, ts))
                 self.seen[contact_id] = (min(first, ts), max(last, ts))
-        self.flush()
 
-    def flush(self) -> None:
+    def flush(self, touched: set[int]) -> None:
         now = timezone.now()
         for event in self.done:
             if event.contact_id is not None:
@@ -389,6 +394,11 @@ class _Batch:
                 first_seen_at=Least(F("first_seen_at"), Case(*firsts, output_field=dt)),
                 last_seen_at=Greatest(F("last_seen_at"), Case(*lasts, output_field=dt)),
             )
+        # the aggregates of every contact the batch touched, recomputed from raw data at once
+        touched = {self.find(c) for c in touched} | {
+            e.contact_id for e in self.done if e.contact_id is not None
+        }
+        aggregates.recompute(self.workspace, touched)
 
     def resolve(self, p: Parsed) -> int | None:
         """The contact of one event, after creating, completing or merging contacts."""
