@@ -4,7 +4,7 @@ from django.urls import path
 
 from siyu.console.views import contact_activity as activity
 from siyu.console.views import contact_detail as detail
-from siyu.console.views import contacts, dashboard, jobs
+from siyu.console.views import contacts, dashboard, export, jobs
 
 C = "w/<slug:slug>/contacts/<int:contact_id>/"
 
@@ -14,6 +14,17 @@ urlpatterns = [
     path("w/<slug:slug>/contacts/count/", contacts.contact_count, name="contacts_count"),
     path("w/<slug:slug>/contacts/new/", contacts.contact_new, name="contact_new"),
     path("w/<slug:slug>/contacts/bulk-tag/", contacts.contact_bulk_tag, name="contacts_bulk_tag"),
+    path("w/<slug:slug>/contacts/export/", export.contact_export, name="contacts_export"),
+    path(
+        "w/<slug:slug>/exports/<int:job_id>/",
+        export.export_status,
+        name="contact_export_status",
+    ),
+    path(
+        "w/<slug:slug>/exports/<int:job_id>/download/",
+        export.export_download,
+        name="contact_export_download",
+    ),
     path(C, detail.contact_detail, name="contact"),
     path(C + "timeline/", detail.contact_timeline, name="contact_timeline"),
     path(C + "orders/", activity.contact_orders, name="contact_orders"),

@@ -1,5 +1,6 @@
 """Background work on the pool, run as jobs with progress."""
 
+from siyu.contacts import export as _export  # noqa: F401 - registers contacts.export
 from siyu.contacts.actions.tags import contacts_tag
 from siyu.contacts.queries import ContactFilter, visible_contacts
 from siyu.core.jobs import job_actor, job_handler
