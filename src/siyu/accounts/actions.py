@@ -1,9 +1,6 @@
 """Every write about workspaces, staff and API keys. Callers authorise; these assume valid
 input except where a rule is the action's own (e.g. the last owner cannot leave)."""
 
-import hashlib
-import secrets
-
 from django.db import transaction
 from django.utils import timezone
 
@@ -12,6 +9,7 @@ from siyu.accounts.permissions import Role
 from siyu.core.audit import Actor, audit
 from siyu.core.errors import Conflict, PermissionDenied, ValidationError
 from siyu.core.models import Workspace
+from siyu.core.tokens import hash_token, issue_token, touch_last_used
 
 API_KEY_PREFIX = "sk_"
 
@@ -159,9 +157,7 @@ def staff_remove(*, workspace: Workspace, actor: Actor, membership: Membership) 
     membership.delete()
 
 
-def hash_api_key(raw: str) -> str:
-    # API keys carry 256 bits of randomness, so a fast hash is enough (no password stretching).
-    return hashlib.sha256(raw.encode()).hexdigest()
+hash_api_key = hash_token
 
 
 @transaction.atomic
@@ -187,12 +183,12 @@ def apikey_create(
         if membership is None:
             raise ValidationError("acts_for", "an agent key must be issued to an agent")
         acts_for = membership.staff
-    raw = API_KEY_PREFIX + secrets.token_urlsafe(32)
+    token = issue_token(API_KEY_PREFIX)
     key = ApiKey.objects.create(
         workspace=workspace,
         name=name.strip(),
-        prefix=raw[:10],
-        key_hash=hash_api_key(raw),
+        prefix=token.prefix,
+        key_hash=token.hash,
         role=role,
         created_by=actor.user,
         acts_for=acts_for,
@@ -209,7 +205,7 @@ def apikey_create(
             "acts_for": acts_for.email if acts_for else None,
         },
     )
-    return key, raw
+    return key, token.raw
 
 
 @transaction.atomic
@@ -235,8 +231,5 @@ def apikey_authenticate(raw: str) -> ApiKey | None:
         .first()
     )
     if key is not None:
-        now = timezone.now()
-        # Touch at most once a minute so that a busy integration does not write on every call.
-        if key.last_used_at is None or (now - key.last_used_at).total_seconds() > 60:
-            ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+        touch_last_used(key)
     return key

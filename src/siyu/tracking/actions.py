@@ -1,26 +1,18 @@
 """Every write of the tracking app: write keys, and storing accepted events. Callers parse
 and authorise (views.py); these assume valid input."""
 
-import secrets
-
 from django.db import transaction
 from django.utils import timezone
 
-from siyu.accounts.actions import hash_api_key
 from siyu.core.audit import Actor, audit
 from siyu.core.errors import ValidationError
 from siyu.core.models import Workspace
+from siyu.core.tokens import hash_token, issue_token, touch_last_used
 from siyu.tracking.models import Event, WriteKey
 from siyu.tracking.pii import seal_event
 
 WRITE_KEY_PREFIX = "wk_"
-# Touch last_used_at at most this often, so that a busy site does not write on every call.
-TOUCH_SECONDS = 60
-
-
-def hash_write_key(raw: str) -> str:
-    # 256 bits of randomness: a fast hash is enough, exactly as for API keys.
-    return hash_api_key(raw)
+hash_write_key = hash_token
 
 
 @transaction.atomic
@@ -29,12 +21,12 @@ def writekey_create(*, workspace: Workspace, actor: Actor, name: str) -> tuple[W
     again."""
     if not name.strip():
         raise ValidationError("name", "a write key needs a name")
-    raw = WRITE_KEY_PREFIX + secrets.token_urlsafe(32)
+    token = issue_token(WRITE_KEY_PREFIX)
     key = WriteKey.objects.create(
         workspace=workspace,
         name=name.strip()[:120],
-        prefix=raw[:10],
-        key_hash=hash_write_key(raw),
+        prefix=token.prefix,
+        key_hash=token.hash,
         created_by=actor.user,
     )
     audit(
@@ -44,7 +36,7 @@ def writekey_create(*, workspace: Workspace, actor: Actor, name: str) -> tuple[W
         obj=key,
         after={"name": key.name, "prefix": key.prefix},
     )
-    return key, raw
+    return key, token.raw
 
 
 @transaction.atomic
@@ -74,9 +66,7 @@ def writekey_authenticate(raw: str) -> WriteKey | None:
         .first()
     )
     if key is not None:
-        now = timezone.now()
-        if key.last_used_at is None or (now - key.last_used_at).total_seconds() > TOUCH_SECONDS:
-            WriteKey.objects.filter(pk=key.pk).update(last_used_at=now)
+        touch_last_used(key)
     return key
 
 

@@ -1,19 +1,16 @@
 """Read API of collected events: GET /api/v1/contacts/{id}/events (newest first, cursor
 paged). Phones and emails inside events come back masked, like everywhere else."""
 
-import base64
 import datetime
-import json
 from typing import Any
 
 from django.http import HttpRequest
-from django.utils.dateparse import parse_datetime
 from ninja import Router, Schema
 
 from siyu.contacts.normalize import mask_email, mask_phone
 from siyu.contacts.queries import get_contact_for
 from siyu.core.api import allowed
-from siyu.core.errors import ValidationError
+from siyu.core.paging import newest_first_page
 from siyu.tracking.models import Event
 from siyu.tracking.pii import SEALED, unseal
 
@@ -46,22 +43,6 @@ def _masked(values: dict[str, Any]) -> dict[str, Any]:
     return {key: one(value) for key, value in values.items()}
 
 
-def _cursor(event: Event) -> str:
-    raw = json.dumps([event.timestamp.isoformat(), event.pk])
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def _after(cursor: str) -> tuple[datetime.datetime, int]:
-    try:
-        stamp, pk = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        moment = parse_datetime(stamp)
-        if moment is None or type(pk) is not int:
-            raise ValueError
-        return moment, pk
-    except (ValueError, TypeError, json.JSONDecodeError) as exc:
-        raise ValidationError("cursor", "not a cursor returned by this list") from exc
-
-
 @events_router.get(
     "/contacts/{contact_id}/events", response=EventList, summary="A contact's events"
 )
@@ -71,10 +52,7 @@ def contact_events(request: HttpRequest, contact_id: int, cursor: str = "", limi
     contact = get_contact_for(workspace, actor, contact_id)
     limit = max(1, min(limit, 200))
     qs = Event.objects.filter(workspace=workspace, contact=contact)
-    if cursor:
-        moment, pk = _after(cursor)
-        qs = qs.filter(timestamp__lt=moment) | qs.filter(timestamp=moment, pk__lt=pk)
-    rows = list(qs.order_by("-timestamp", "-id")[: limit + 1])
+    rows, next_cursor = newest_first_page(qs, "timestamp", cursor, limit)
     items = [
         {
             "id": e.pk,
@@ -86,6 +64,6 @@ def contact_events(request: HttpRequest, contact_id: int, cursor: str = "", limi
             "received_at": e.received_at,
             "message_id": e.message_id,
         }
-        for e in rows[:limit]
+        for e in rows
     ]
-    return {"items": items, "next": _cursor(rows[limit - 1]) if len(rows) > limit else None}
+    return {"items": items, "next": next_cursor}

@@ -2,13 +2,10 @@
 /api/v1/orders/{external_id}/refund, GET /api/v1/contacts/{id}/orders (newest first, cursor
 paged). Amounts go in as yuan (number or string) and are stored as integer fen."""
 
-import base64
 import datetime
-import json
 from typing import Any
 
 from django.http import HttpRequest
-from django.utils.dateparse import parse_datetime
 from ninja import Field, Router, Schema, Status
 
 from siyu.accounts.permissions import is_own_only
@@ -19,6 +16,7 @@ from siyu.core.api import allowed
 from siyu.core.audit import Actor
 from siyu.core.errors import NotFound, ValidationError
 from siyu.core.models import Workspace
+from siyu.core.paging import newest_first_page
 from siyu.tracking.models import Order
 from siyu.tracking.orders import order_create, order_refund, parse_money, parse_order, yuan
 
@@ -181,22 +179,6 @@ def refund_order(request: HttpRequest, external_id: str, payload: RefundIn):
     return _out(order)
 
 
-def _cursor(order: Order) -> str:
-    raw = json.dumps([order.placed_at.isoformat(), order.pk])
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def _after(cursor: str) -> tuple[datetime.datetime, int]:
-    try:
-        stamp, pk = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        moment = parse_datetime(stamp)
-        if moment is None or type(pk) is not int:
-            raise ValueError
-        return moment, pk
-    except (ValueError, TypeError, json.JSONDecodeError) as exc:
-        raise ValidationError("cursor", "not a cursor returned by this list") from exc
-
-
 @orders_router.get(
     "/contacts/{contact_id}/orders", response=OrderList, summary="A contact's orders"
 )
@@ -205,12 +187,6 @@ def contact_orders(request: HttpRequest, contact_id: int, cursor: str = "", limi
     workspace, actor = allowed(request, "contacts.view")
     contact = get_contact_for(workspace, actor, contact_id)
     limit = max(1, min(limit, 200))
-    qs = Order.objects.filter(workspace=workspace, contact=contact)
-    if cursor:
-        moment, pk = _after(cursor)
-        qs = qs.filter(placed_at__lt=moment) | qs.filter(placed_at=moment, pk__lt=pk)
-    rows = list(qs.order_by("-placed_at", "-id").prefetch_related("items")[: limit + 1])
-    return {
-        "items": [_out(o) for o in rows[:limit]],
-        "next": _cursor(rows[limit - 1]) if len(rows) > limit else None,
-    }
+    qs = Order.objects.filter(workspace=workspace, contact=contact).prefetch_related("items")
+    rows, next_cursor = newest_first_page(qs, "placed_at", cursor, limit)
+    return {"items": [_out(o) for o in rows], "next": next_cursor}
