@@ -299,21 +299,22 @@ def test_workspaces_are_isolated(cast, send, outsider_collector):
 
 
 def test_an_event_that_fails_stays_pending_and_the_others_go_on(cast, send, monkeypatch):
-    from siyu.tracking import resolve
+    from siyu.tracking import bulk
 
-    real = resolve.contact_update
+    real = bulk._Replay._update
 
-    def broken(**kwargs):
-        if kwargs["profile"].get("name") == "boom":
+    def broken(self, ref, profile, attrs):
+        if profile.get("name") == "boom":
             raise RuntimeError("database hiccup")
-        return real(**kwargs)
+        return real(self, ref, profile, attrs)
 
-    monkeypatch.setattr(resolve, "contact_update", broken)
+    # the batch fails as a whole, then goes event by event: only the bad one stays behind
+    monkeypatch.setattr(bulk._Replay, "_update", broken)
     send(msg(userId="u-1"), msg(userId="u-1", traits={"name": "boom"}), msg(userId="u-2"))
     bad = Event.objects.get(traits__name="boom")
     assert bad.status == "pending" and "database hiccup" in bad.error
     assert Event.objects.filter(status="processed").count() == 2
-    monkeypatch.setattr(resolve, "contact_update", real)
+    monkeypatch.setattr(bulk._Replay, "_update", real)
     assert process_pending_events(cast.workspace.pk) == 1  # retried by the next run
     bad.refresh_from_db()
     assert bad.status == "processed" and bad.contact.name == "boom"

@@ -37,8 +37,11 @@ def normalize_email(raw: str, field: str = "email") -> str:
     return value
 
 
+_KINDS = frozenset(IdentityKind.values)  # the enum's .values builds a new list per call
+
+
 def normalize_identity(kind: str, raw: str, field: str = "value") -> str:
-    if kind not in IdentityKind.values:
+    if kind not in _KINDS:
         raise ValidationError(
             "kind",
             "unknown identity kind %(kind)s",

@@ -13,6 +13,7 @@ batch collects the contact ids and recomputes them once, when it flushes."""
 
 import contextlib
 import contextvars
+import datetime
 import zoneinfo
 from collections.abc import Iterable, Iterator
 
@@ -32,6 +33,7 @@ from django.db.models import (
 from django.db.models.functions import TruncDate
 
 from siyu.contacts.models import Contact
+from siyu.core import sqlbulk
 from siyu.core.models import Workspace
 from siyu.tracking.models import (
     ContactStats,
@@ -74,10 +76,10 @@ def touch(workspace: Workspace, contact_ids: Iterable[int | None]) -> None:
         recompute(workspace, ids)
 
 
-def recompute_on_merge(workspace: Workspace, survivor: Contact, other: Contact) -> None:
-    """Merge hook (TrackingConfig.ready, after events and orders moved): the survivor's rows
-    are recomputed; the other's rows go with it (CASCADE)."""
-    touch(workspace, [survivor.pk])
+def recompute_on_merge(workspace: Workspace, mapping: dict[int, int]) -> None:
+    """Merge hook (TrackingConfig.ready, after events and orders moved): the survivors' rows
+    are recomputed; the others' rows go with them (CASCADE)."""
+    touch(workspace, set(mapping.values()))
 
 
 def recompute(workspace: Workspace, contact_ids: Iterable[int]) -> None:
@@ -104,6 +106,94 @@ def rebuild(workspace: Workspace, chunk: int = CHUNK) -> int:
             _recompute_chunk(workspace, ids)
         done += len(ids)
         after = ids[-1]
+
+
+def add_processed(workspace: Workspace, events: Iterable[tuple[int, Event]]) -> None:
+    """Fold events that have just moved to `processed` into their contacts' rows, with two
+    set-based upserts: daily counts are added (`count + excluded.count`), and a contact's
+    last event and channel move forward only if the new event is later (or as late and
+    newer, as `recompute` orders them). Each event is processed exactly once (its status
+    changes in the same transaction), so this never double counts; `recompute` gives the
+    same rows (tests/tracking/test_aggregates.py proves it)."""
+    tz = zoneinfo.ZoneInfo(workspace.timezone)
+    daily: dict[tuple[int, datetime.date, str], int] = {}
+    latest: dict[int, tuple[datetime.datetime, int, Event]] = {}
+    for contact_id, event in events:
+        if event.type in COUNTED_TYPES:
+            name = event.event if event.type == MessageType.TRACK else event.type
+            day = event.timestamp.astimezone(tz).date()
+            daily[(contact_id, day, name)] = daily.get((contact_id, day, name), 0) + 1
+        mark = latest.get(contact_id)
+        if mark is None or (event.timestamp, event.pk) > mark[:2]:
+            latest[contact_id] = (event.timestamp, event.pk, event)
+    stats_table = ContactStats._meta.db_table
+    sqlbulk.upsert_values(
+        stats_table,
+        [
+            ("workspace_id", "int"),
+            ("contact_id", "int"),
+            ("order_count", "int"),
+            ("net_spend_fen", "int"),
+            ("last_channel", "text"),
+            ("last_event_at", "ts"),
+        ],
+        [
+            (workspace.pk, cid, 0, 0, last_channel(event.context), ts)
+            for cid, (ts, _, event) in sorted(latest.items())
+        ],
+        ["contact_id"],
+        "last_event_at = excluded.last_event_at, last_channel = excluded.last_channel",
+        where=f"{stats_table}.last_event_at IS NULL"
+        f" OR excluded.last_event_at >= {stats_table}.last_event_at",
+    )
+    daily_table = DailyEventCount._meta.db_table
+    sqlbulk.upsert_values(
+        daily_table,
+        [
+            ("workspace_id", "int"),
+            ("contact_id", "int"),
+            ("day", "date"),
+            ("event", "text"),
+            ("count", "int"),
+        ],
+        [(workspace.pk, cid, day, name, n) for (cid, day, name), n in sorted(daily.items())],
+        ["contact_id", "day", "event"],
+        f"count = {daily_table}.count + excluded.count",
+    )
+
+
+def add_orders(workspace: Workspace, orders: Iterable[Order]) -> None:
+    """Fold newly created orders into their contacts' rows with one upsert: counts and spend
+    are added, the last order time moves forward. An order is created once (its id is unique
+    per workspace), so this never double counts."""
+    per_contact: dict[int, tuple[int, int, datetime.datetime]] = {}
+    for order in orders:
+        n, spend, last = per_contact.get(order.contact_id, (0, 0, order.placed_at))
+        net = order.total_fen - order.refunded_fen
+        per_contact[order.contact_id] = (n + 1, spend + net, max(last, order.placed_at))
+    table = ContactStats._meta.db_table
+    later = sqlbulk.greatest(
+        f"COALESCE({table}.last_order_at, excluded.last_order_at)", "excluded.last_order_at"
+    )
+    sqlbulk.upsert_values(
+        table,
+        [
+            ("workspace_id", "int"),
+            ("contact_id", "int"),
+            ("order_count", "int"),
+            ("net_spend_fen", "int"),
+            ("last_order_at", "ts"),
+            ("last_channel", "text"),
+        ],
+        [
+            (workspace.pk, cid, n, spend, last, "")
+            for cid, (n, spend, last) in sorted(per_contact.items())
+        ],
+        ["contact_id"],
+        f"order_count = {table}.order_count + excluded.order_count, "
+        f"net_spend_fen = {table}.net_spend_fen + excluded.net_spend_fen, "
+        f"last_order_at = {later}",
+    )
 
 
 def last_channel(context) -> str:

@@ -116,6 +116,7 @@ class OrderStatus(models.TextChoices):
 class OrderSource(models.TextChoices):
     API = "api", _("API")
     EVENT = "event", _("Event")
+    IMPORT = "import", _("Import")
 
 
 class Order(WorkspaceScoped):

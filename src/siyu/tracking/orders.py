@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from siyu.contacts.models import Contact
 from siyu.contacts.timeline import timeline_add
+from siyu.core import sqlbulk
 from siyu.core.audit import Actor, audit
 from siyu.core.errors import Conflict, SiyuError, ValidationError
 from siyu.core.models import Workspace
@@ -200,6 +201,17 @@ def _same(order: Order, contact_id: int | None, data: OrderInput) -> bool:
     )
 
 
+def _same_contents(first: OrderInput, data: OrderInput) -> bool:
+    """`_same` for an order not yet written (the contact and time are not compared)."""
+    return (
+        first.currency == data.currency
+        and (first.total_fen, first.discount_fen, first.shipping_fen, first.tax_fen)
+        == (data.total_fen, data.discount_fen, data.shipping_fen, data.tax_fen)
+        and first.channel == data.channel
+        and first.items == data.items
+    )
+
+
 def snapshot(order: Order) -> dict[str, Any]:
     return {
         "external_id": order.external_id,
@@ -361,9 +373,15 @@ def order_refund(
         return order, True
 
 
-def move_orders_on_merge(workspace: Workspace, survivor: Contact, other: Contact) -> None:
-    """Merge hook (TrackingConfig.ready): the other's orders move to the survivor."""
-    Order.objects.filter(workspace=workspace, contact_id=other.pk).update(contact_id=survivor.pk)
+def move_orders_on_merge(workspace: Workspace, mapping: dict[int, int]) -> None:
+    """Merge hook (TrackingConfig.ready): the others' orders move to their survivors."""
+    sqlbulk.update_from_values(
+        Order._meta.db_table,
+        [("other", "int"), ("survivor", "int")],
+        sorted(mapping.items()),
+        "contact_id = v.survivor",
+        key="contact_id",
+    )
 
 
 # --- from events -------------------------------------------------------------------------------
@@ -409,6 +427,128 @@ def _completed(workspace, actor, event, props, contact_id, errors, prefix) -> No
         source=OrderSource.EVENT,
         message_id=event.message_id,
     )
+
+
+def orders_from_events(
+    workspace: Workspace, actor: Actor, entries: list[tuple[Any, int | None, list[str]]]
+) -> None:
+    """`Order Completed` events of a resolver batch, (event, contact id, errors) in event
+    order, applied as `apply_order_event` would one by one, with a few statements for all:
+    one query for the order ids that exist, one insert each for the new orders, their items,
+    audit and timeline rows, and their contacts' aggregates added incrementally."""
+    from siyu.contacts.models import TimelineEntry
+    from siyu.core.models import AuditLog
+
+    prefix = f"{ORDER_COMPLETED}: "
+    wanted: list[tuple[Any, int, OrderInput, list[str]]] = []
+    for event, contact_id, errors in entries:
+        if contact_id is None:
+            errors.append(f"{prefix}no contact, order not recorded")
+            continue
+        props = event.properties if isinstance(event.properties, dict) else {}
+        try:
+            data = parse_order(props, workspace, id_key="order_id")
+        except ValidationError as exc:
+            errors.append(f"{prefix}properties.{exc.message} (not recorded)")
+            continue
+        wanted.append((event, contact_id, data, errors))
+    ids = sorted({data.external_id for _, _, data, _ in wanted})
+    existing = {
+        o.external_id: o
+        for o in Order.objects.filter(workspace=workspace, external_id__in=ids).prefetch_related(
+            "items"
+        )
+    }
+    new: dict[str, tuple[Any, int, OrderInput]] = {}
+    for event, contact_id, data, errors in wanted:
+        if data.external_id in existing:  # a duplicate order id is a no-op
+            if not _same(existing[data.external_id], existing[data.external_id].contact_id, data):
+                errors.append(f"{prefix}order {data.external_id} already exists, not changed")
+            continue
+        if data.external_id in new:  # twice in this batch: the first wins
+            if not _same_contents(new[data.external_id][2], data):
+                errors.append(f"{prefix}order {data.external_id} already exists, not changed")
+            continue
+        data.placed_at = event.timestamp
+        new[data.external_id] = (event, contact_id, data)
+    if not new:
+        return
+    now = timezone.now()
+    orders = [
+        Order(
+            workspace=workspace,
+            contact_id=contact_id,
+            external_id=data.external_id,
+            currency=data.currency,
+            total_fen=data.total_fen,
+            discount_fen=data.discount_fen,
+            shipping_fen=data.shipping_fen,
+            tax_fen=data.tax_fen,
+            channel=data.channel,
+            placed_at=data.placed_at,
+            source=OrderSource.EVENT,
+            message_id=event.message_id,
+            created_at=now,
+            updated_at=now,
+        )
+        for event, contact_id, data in new.values()
+    ]
+    sqlbulk.insert_rows(Order, orders)
+    sqlbulk.insert_rows(
+        OrderItem,
+        [
+            OrderItem(
+                workspace=workspace,
+                order_id=order.pk,
+                product_id=i.product_id,
+                sku=i.sku,
+                name=i.name,
+                category=i.category,
+                price_fen=i.price_fen,
+                quantity=i.quantity,
+                line_total_fen=i.line_total_fen,
+            )
+            for order, (_, _, data) in zip(orders, new.values(), strict=True)
+            for i in data.items
+        ],
+    )
+    sqlbulk.insert_rows(
+        AuditLog,
+        [
+            AuditLog(
+                workspace=workspace,
+                actor=actor.user,
+                actor_label=actor.label,
+                action="order.create",
+                object_type="order",
+                object_id=str(order.pk),
+                after=snapshot(order),
+                ip=actor.ip,
+                created_at=now,
+            )
+            for order in orders
+        ],
+    )
+    sqlbulk.insert_rows(
+        TimelineEntry,
+        [
+            TimelineEntry(
+                workspace=workspace,
+                contact_id=order.contact_id,
+                kind="order_placed",
+                data={
+                    "order_id": order.external_id,
+                    "total": yuan(order.total_fen),
+                    "currency": order.currency,
+                    "items": len(data.items),
+                },
+                actor_label=actor.label,
+                created_at=now,
+            )
+            for order, (_, _, data) in zip(orders, new.values(), strict=True)
+        ],
+    )
+    aggregates.add_orders(workspace, orders)
 
 
 def _refunded(workspace, actor, event, props, errors, prefix) -> None:

@@ -12,28 +12,26 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Case, DateTimeField, F, Q, Value, When
-from django.db.models.functions import Greatest, Least
+from django.db.models import Q
 from django.utils import timezone
 
-from siyu.contacts.actions import contact_create, contact_update, contacts_merge
-from siyu.contacts.actions.contact import IdentityInput, clean_profile
-from siyu.contacts.actions.identity import build_identity, identity_hash, save_identity
+from siyu.contacts.actions.contact import clean_profile
+from siyu.contacts.actions.identity import identity_hash
 from siyu.contacts.attributes import coerce_value, schema_for
-from siyu.contacts.models import PII_KINDS, Contact, Identity, IdentityKind, Source
+from siyu.contacts.models import PII_KINDS, Identity, IdentityKind, Source
 from siyu.contacts.normalize import mask, normalize_identity
-from siyu.contacts.timeline import timeline_add
+from siyu.core import sqlbulk
 from siyu.core.audit import Actor
-from siyu.core.errors import SiyuError, ValidationError
+from siyu.core.errors import ValidationError
 from siyu.core.models import Workspace
-from siyu.tracking import aggregates
+from siyu.tracking import aggregates, bulk
 from siyu.tracking.models import Event, EventStatus, IngestState, MessageType
-from siyu.tracking.orders import ORDER_EVENTS, apply_order_event
+from siyu.tracking.orders import ORDER_EVENTS
 from siyu.tracking.pii import PII_KEYS, unseal
 
 log = logging.getLogger(__name__)
 
-BATCH_SIZE = 500
+BATCH_SIZE = 2000
 LEASE_SECONDS = 300  # a drainer that died frees its workspace after this long
 LOOKUP_CHUNK = 900  # parameters per IN (…) query, under SQLite's oldest limit
 ACTOR = Actor.system("tracking")
@@ -76,10 +74,16 @@ GENDERS = {
 }
 
 
-def move_events_on_merge(workspace: Workspace, survivor: Contact, other: Contact) -> None:
-    """Merge hook (registered in TrackingConfig.ready): the other's events move to the
-    survivor before the other is deleted (Event.contact would otherwise become NULL)."""
-    Event.objects.filter(workspace=workspace, contact_id=other.pk).update(contact_id=survivor.pk)
+def move_events_on_merge(workspace: Workspace, mapping: dict[int, int]) -> None:
+    """Merge hook (registered in TrackingConfig.ready): the others' events move to their
+    survivors before the others are deleted (Event.contact would otherwise become NULL)."""
+    sqlbulk.update_from_values(
+        Event._meta.db_table,
+        [("other", "int"), ("survivor", "int")],
+        sorted(mapping.items()),
+        "contact_id = v.survivor",
+        key="contact_id",
+    )
 
 
 # --- one drainer per workspace -----------------------------------------------------------------
@@ -178,6 +182,8 @@ class Parsed:
     idents: list[Ident] = field(default_factory=list)
     traits: dict[str, Any] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    # (identity kinds, the other contact) of each identity conflict, noted when written
+    conflicts: list[tuple[str, int]] = field(default_factory=list)
 
 
 def _ident(parsed: Parsed, kind: str, raw: Any, where: str, app_id: str = "", attach=True):
@@ -290,21 +296,27 @@ def _source(event: Event) -> str:
 
 
 class _Batch:
-    """The state of one batch: who holds which identity (one query for the whole batch),
-    which contacts hold user ids, merges done so far, and the seen times to write."""
+    """Plans one batch: the resolution rules run over the whole batch in memory (who holds
+    which identity is read with one query), recording what to write in a `bulk.Plan`
+    (contacts to create get temporary ids above every real id, so "the smallest id
+    survives" holds for them too); bulk.py then writes the plan with set-based statements.
+    If writing the batch fails, each event is planned and written on its own instead, so
+    one bad event stays pending with its error and the others go on."""
 
     def __init__(self, workspace: Workspace):
         self.workspace = workspace
         self.schema = schema_for(workspace)
+        self.actor = ACTOR
+        self.reset()
+
+    def reset(self) -> None:
         self.holders: dict[tuple[str, str, str], int] = {}
         self.user_ids: dict[int, set[str]] = {}
         self.merged: dict[int, int] = {}
-        self.seen: dict[int, tuple[datetime.datetime, datetime.datetime]] = {}
-        self.done: list[Event] = []
+        self.plan = bulk.Plan()
 
     # identity cache
     def load(self, parsed: list[Parsed]) -> None:
-        self.holders, self.user_ids = {}, {}
         hashes = sorted({i.hash for p in parsed for i in p.idents})
         for start in range(0, len(hashes), LOOKUP_CHUNK):
             rows = Identity.objects.filter(
@@ -341,64 +353,45 @@ class _Batch:
             self._load_user_ids({contact_id})
         return self.user_ids[contact_id]
 
+    def remember(self, ident: Ident, contact_id: int) -> None:
+        self.holders[ident.key] = contact_id
+        if ident.kind == K.USER_ID:
+            self.uids(contact_id).add(ident.hash)
+
     # the batch
     def run(self, events: list[Event]) -> None:
-        with aggregates.deferred() as touched:  # orders and merges of this batch
-            self._run(events)
-        self.flush(touched)
-
-    def _run(self, events: list[Event]) -> None:
-        parsed = [parse_event(e) for e in events]
-        self.load(parsed)
-        for index, p in enumerate(parsed):
-            merged_before = dict(self.merged)
+        with aggregates.deferred() as touched:  # orders and merges: recomputed at the end
             try:
                 with transaction.atomic():
-                    contact_id = self.resolve(p)
-                    if p.event.type == MessageType.TRACK and p.event.event in ORDER_EVENTS:
-                        apply_order_event(self.workspace, ACTOR, p.event, contact_id, p.errors)
-            except Exception as exc:
-                log.exception("resolving event %s failed", p.event.pk)
-                self.merged = merged_before
-                self.load(parsed[index + 1 :])  # what the rolled-back savepoint did is undone
-                text = "\n".join([*p.errors, f"not processed: {exc}"])[:2000]
-                Event.objects.filter(pk=p.event.pk).update(error=text)
-                continue
-            p.event.contact_id = contact_id
-            p.event.error = "\n".join(p.errors)
-            self.done.append(p.event)
-            if contact_id is not None:
-                ts = p.event.timestamp
-                first, last = self.seen.get(contact_id, (ts, ts))
-                self.seen[contact_id] = (min(first, ts), max(last, ts))
-
-    def flush(self, touched: set[int]) -> None:
-        now = timezone.now()
-        for event in self.done:
-            if event.contact_id is not None:
-                event.contact_id = self.find(event.contact_id)
-            event.status, event.processed_at = EventStatus.PROCESSED, now
-        Event.objects.bulk_update(
-            self.done, ["contact", "status", "processed_at", "error"], batch_size=BATCH_SIZE
-        )
-        seen: dict[int, tuple[datetime.datetime, datetime.datetime]] = {}
-        for cid, (first, last) in self.seen.items():
-            cid = self.find(cid)
-            f0, l0 = seen.get(cid, (first, last))
-            seen[cid] = (min(f0, first), max(l0, last))
-        if seen:  # one UPDATE for the batch
-            firsts = [When(pk=c, then=Value(first)) for c, (first, _) in seen.items()]
-            dt = DateTimeField()
-            lasts = [When(pk=c, then=Value(last)) for c, (_, last) in seen.items()]
-            Contact.objects.filter(workspace=self.workspace, pk__in=list(seen)).update(
-                first_seen_at=Least(F("first_seen_at"), Case(*firsts, output_field=dt)),
-                last_seen_at=Greatest(F("last_seen_at"), Case(*lasts, output_field=dt)),
-            )
-        # the aggregates of every contact the batch touched, recomputed from raw data at once
-        touched = {self.find(c) for c in touched} | {
-            e.contact_id for e in self.done if e.contact_id is not None
-        }
+                    parsed = [parse_event(e) for e in events]
+                    self.load(parsed)
+                    for p in parsed:
+                        self.plan_event(p)
+                    bulk.write(self.plan, self)
+            except Exception:
+                log.exception("resolving %d events together failed; one by one", len(events))
+                self.one_by_one(events)
         aggregates.recompute(self.workspace, touched)
+
+    def one_by_one(self, events: list[Event]) -> None:
+        for event in events:
+            p = parse_event(event)  # afresh: planning the batch added to the errors
+            self.reset()
+            try:
+                with transaction.atomic():
+                    self.load([p])
+                    self.plan_event(p)
+                    bulk.write(self.plan, self)
+            except Exception as exc:
+                log.exception("resolving event %s failed", event.pk)
+                text = "\n".join([*p.errors, f"not processed: {exc}"])[:2000]
+                Event.objects.filter(pk=event.pk).update(error=text)
+
+    def plan_event(self, p: Parsed) -> None:
+        contact_id = self.resolve(p)
+        self.plan.events.append((p, contact_id))
+        if p.event.type == MessageType.TRACK and p.event.event in ORDER_EVENTS:
+            self.plan.orders.append((p, contact_id))
 
     def resolve(self, p: Parsed) -> int | None:
         """The contact of one event, after creating, completing or merging contacts."""
@@ -442,89 +435,38 @@ class _Batch:
             if not unheld:
                 p.errors.append("no usable identifier: not attached to a contact")
                 return None
-            contact = self.create(p, unheld, profile, attrs)
-            survivor = contact.pk
+            survivor = self.create(p, unheld, profile, attrs)
         else:
             survivor = min(group)
             for other in sorted(group):
                 if other != survivor:
                     self.merge(survivor, other)
-            self.attach(survivor, unheld)
-            self.update(survivor, profile, attrs)
+            for ident in unheld:
+                self.remember(ident, survivor)
+                self.plan.ops.append(("attach", survivor, ident))
+            if profile or attrs:
+                self.plan.ops.append(("update", survivor, profile, attrs))
 
         for other in conflicts:
             self.conflict(p, survivor, other, [i for i in found if found[i] == other])
         return survivor
 
-    def create(self, p: Parsed, idents: list[Ident], profile: dict, attrs: dict) -> Contact:
-        contact = contact_create(
-            workspace=self.workspace,
-            actor=ACTOR,
-            profile={"source": _source(p.event), **profile},
-            attributes=attrs,
-            identities=[IdentityInput(i.kind, i.value, i.app_id) for i in idents],
-        )
-        # seen from the event, not from now (merges take min/max of these)
-        ts = p.event.timestamp
-        Contact.objects.filter(pk=contact.pk).update(first_seen_at=ts, last_seen_at=ts)
-        self.user_ids[contact.pk] = set()
-        for i in idents:
-            self.remember(i, contact.pk)
-        return contact
-
-    def remember(self, ident: Ident, contact_id: int) -> None:
-        self.holders[ident.key] = contact_id
-        if ident.kind == K.USER_ID:
-            self.uids(contact_id).add(ident.hash)
+    def create(self, p: Parsed, idents: list[Ident], profile: dict, attrs: dict) -> int:
+        temp = self.plan.create(_source(p.event), profile, attrs, idents)
+        self.user_ids[temp] = set()
+        for ident in idents:
+            self.remember(ident, temp)
+        return temp
 
     def merge(self, survivor: int, other: int) -> None:
-        contacts_merge(
-            workspace=self.workspace,
-            actor=ACTOR,
-            survivor=Contact(pk=survivor, workspace=self.workspace),
-            other=Contact(pk=other, workspace=self.workspace),
-        )
+        self.plan.ops.append(("merge", survivor, other))
         self.merged[other] = survivor
         self.uids(survivor).update(self.uids(other))
 
-    def attach(self, contact_id: int, idents: list[Ident]) -> None:
-        contact = None
-        for i in idents:
-            contact = contact or Contact.objects.get(pk=contact_id, workspace=self.workspace)
-            try:
-                save_identity(build_identity(self.workspace, contact, i.kind, i.value, i.app_id))
-            except SiyuError as exc:  # taken meanwhile (a console add): it stays where it is
-                log.warning("event identity not attached: %s", exc)
-                continue
-            self.remember(i, contact_id)
-            timeline_add(contact, "identity_added", ACTOR, kind=i.kind, value=i.masked)
-
-    def update(self, contact_id: int, profile: dict, attrs: dict) -> None:
-        if not profile and not attrs:
-            return
-        contact = Contact.objects.get(pk=contact_id, workspace=self.workspace)
-        profile = {k: v for k, v in profile.items() if getattr(contact, k) != v}
-        attrs = {k: v for k, v in attrs.items() if contact.attributes.get(k) != v}
-        if profile or attrs:
-            contact_update(
-                workspace=self.workspace,
-                actor=ACTOR,
-                contact=contact,
-                profile=profile,
-                attributes=attrs,
-            )
-
     def conflict(self, p: Parsed, resolved: int, other: int, contested: list[Ident]) -> None:
-        """Two contacts with different user ids meet: no merge, a row on both timelines."""
+        """Two contacts with different user ids meet: no merge, a row on both timelines and
+        a note on the event (the contact id is filled in when written)."""
         identities = [{"kind": i.kind, "value": i.masked} for i in contested]
         kinds = ", ".join(sorted({i.kind for i in contested}))
-        p.errors.append(f"identity_conflict: {kinds} held by contact {other} (not merged)")
-        for mine, theirs in ((resolved, other), (other, resolved)):
-            timeline_add(
-                Contact(pk=mine, workspace_id=self.workspace.pk),
-                "identity_conflict",
-                ACTOR,
-                other_id=theirs,
-                identities=identities,
-                message_id=p.event.message_id,
-            )
+        p.conflicts.append((kinds, other))
+        self.plan.ops.append(("conflict", resolved, other, identities, p.event.message_id))

@@ -1,0 +1,221 @@
+"""Set-based writes the ORM has no fast form for, on SQLite and PostgreSQL alike:
+`update_from_values` (many rows updated from a list of values in one statement) and
+`upsert_values` (INSERT … ON CONFLICT … DO UPDATE with an expression such as
+`count = count + excluded.count`).
+
+Django's `bulk_update` writes one `CASE WHEN id = … THEN …` branch per row, which the
+database evaluates row by row: quadratic in the batch size. A join against a `VALUES` list
+is linear. Values are passed as parameters, never formatted into the SQL; only table and
+column names (from model metadata, never from input) are."""
+
+import contextlib
+import datetime
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from django.db import connection
+
+# Rows per statement: SQLite allows 32,766 parameters in one statement.
+CHUNK = 2000
+# What a VALUES column is cast to, per abstract type. SQLite stores dates and date-times as
+# text (Django's format), so casting them to text keeps its comparisons correct.
+_CASTS = {
+    "postgresql": {
+        "int": "bigint",
+        "text": "text",
+        "ts": "timestamptz",
+        "date": "date",
+        "json": "jsonb",
+        "bool": "boolean",
+        "inet": "inet",
+    },
+    "sqlite": {
+        "int": "integer",
+        "text": "text",
+        "ts": "text",
+        "date": "text",
+        "json": "text",
+        "bool": "integer",
+        "inet": "text",
+    },
+}
+_PLAIN = (int, str, type(None), bool)
+
+
+def _adapt(value: Any) -> Any:
+    """A parameter as the database driver takes it: date-times and dates as Django stores
+    them (SQLite: text in UTC); dicts and lists as JSON text."""
+    if type(value) in _PLAIN:
+        return value
+    ops = connection.ops
+    if isinstance(value, datetime.datetime):
+        return ops.adapt_datetimefield_value(value)
+    if isinstance(value, datetime.date):
+        return ops.adapt_datefield_value(value)
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False)
+    return value
+
+
+def _chunks(rows: Sequence[Sequence[Any]]) -> Iterable[Sequence[Sequence[Any]]]:
+    for start in range(0, len(rows), CHUNK):
+        yield rows[start : start + CHUNK]
+
+
+def greatest(*args: str) -> str:
+    """SQL for the largest of its arguments (PostgreSQL GREATEST, SQLite's scalar max)."""
+    name = "GREATEST" if connection.vendor == "postgresql" else "MAX"
+    return f"{name}({', '.join(args)})"
+
+
+def least(*args: str) -> str:
+    name = "LEAST" if connection.vendor == "postgresql" else "MIN"
+    return f"{name}({', '.join(args)})"
+
+
+@contextlib.contextmanager
+def _cursor():
+    """On PostgreSQL, a cursor of the underlying psycopg connection (same transaction as
+    Django's), binding parameters on the server: the `%b` binary arrays need it. On SQLite,
+    Django's cursor."""
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
+            yield cursor
+        return
+    import psycopg
+
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection) as cursor:  # not Django's ClientCursor
+        yield cursor
+
+
+def _source(columns: Sequence[tuple[str, str]], chunk: Sequence[Sequence[Any]]):
+    """A derived table of `chunk` with named, typed columns: (SQL, parameters).
+
+    PostgreSQL: one array parameter per column, `unnest`ed (a statement of a few
+    placeholders, whatever the row count: psycopg's client-side binding parses the whole
+    statement text on every call). SQLite: a `VALUES` list, renamed by a SELECT."""
+    casts = _CASTS[connection.vendor]
+    if connection.vendor == "postgresql":
+        # %b: arrays sent in binary (several times faster to encode than as text)
+        arrays = ", ".join(f"%b::{'text' if t == 'json' else casts[t]}[]" for _, t in columns)
+        raw = ", ".join(f"c{n}" for n in range(len(columns)))
+        named = ", ".join(
+            f"c{n}::jsonb AS {name}" if t == "json" else f"c{n} AS {name}"
+            for n, (name, t) in enumerate(columns)
+        )
+        params = [[_adapt(row[n]) for row in chunk] for n in range(len(columns))]
+        return f"(SELECT {named} FROM unnest({arrays}) AS raw({raw}))", params
+    # VALUES names its columns column1, column2, …; the SELECT renames them.
+    named = ", ".join(f"column{n} AS {name}" for n, (name, _) in enumerate(columns, 1))
+    one = "(" + ", ".join(f"CAST(%s AS {casts[t]})" for _, t in columns) + ")"
+    values = ", ".join([one] * len(chunk))
+    params = [_adapt(value) for row in chunk for value in row]
+    return f"(SELECT {named} FROM (VALUES {values}) AS raw)", params
+
+
+def update_from_values(
+    table: str,
+    columns: Sequence[tuple[str, str]],
+    rows: Sequence[Sequence[Any]],
+    assignments: str,
+    *,
+    key: str = "id",
+    where: str = "",
+    extra_params: Sequence[Any] = (),
+) -> int:
+    """`UPDATE <table> SET <assignments> FROM <rows> AS v WHERE <table>.<key> =
+    v.<first column> [AND <where>]`; `columns` are (name, abstract type) with the join key
+    first. `assignments` and `where` may use `v.<name>`; `assignments` may also hold `%s`
+    placeholders, filled from `extra_params` (`where` may not). Returns the number of rows
+    updated."""
+    if not rows:
+        return 0
+    condition = f"{table}.{key} = v.{columns[0][0]}" + (f" AND ({where})" if where else "")
+    total = 0
+    with _cursor() as cursor:
+        for chunk in _chunks(rows):
+            source, params = _source(columns, chunk)
+            sql = f"UPDATE {table} SET {assignments} FROM {source} AS v WHERE {condition}"
+            cursor.execute(sql, [*map(_adapt, extra_params), *params])
+            total += cursor.rowcount
+    return total
+
+
+def upsert_values(
+    table: str,
+    columns: Sequence[tuple[str, str]],
+    rows: Sequence[Sequence[Any]],
+    conflict: Sequence[str],
+    assignments: str,
+    *,
+    where: str = "",
+) -> None:
+    """`INSERT INTO <table> (<columns>) SELECT … FROM <rows> ON CONFLICT (<conflict>) DO
+    UPDATE SET <assignments> [WHERE <where>]`; `columns` are (name, abstract type);
+    `assignments` and `where` may use `excluded.<column>`."""
+    if not rows:
+        return
+    names = ", ".join(name for name, _ in columns)
+    tail = f" WHERE {where}" if where else ""
+    with _cursor() as cursor:
+        for chunk in _chunks(rows):
+            source, params = _source(columns, chunk)
+            # "WHERE true": SQLite needs it to tell the upsert clause from a join
+            sql = (
+                f"INSERT INTO {table} ({names}) SELECT {names} FROM {source} AS v WHERE true"
+                f" ON CONFLICT ({', '.join(conflict)}) DO UPDATE SET {assignments}{tail}"
+            )
+            cursor.execute(sql, params)
+
+
+def insert_rows(model, objs: list) -> None:
+    """Insert unsaved model instances and set their primary keys, like `bulk_create`; on
+    PostgreSQL with one `INSERT … SELECT … FROM unnest(…) RETURNING id` per chunk."""
+    if not objs:
+        return
+    if connection.vendor != "postgresql":
+        model.objects.bulk_create(objs, batch_size=500)
+        return
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    columns = [(f.column, _kind(f)) for f in fields]
+    names = ", ".join(name for name, _ in columns)
+    table = model._meta.db_table
+    with _cursor() as cursor:
+        for start in range(0, len(objs), CHUNK):
+            chunk = objs[start : start + CHUNK]
+            rows = [[_db_value(f, o) for f in fields] for o in chunk]
+            source, params = _source(columns, rows)
+            cursor.execute(
+                f"INSERT INTO {table} ({names}) SELECT {names} FROM {source} AS v RETURNING id",
+                params,
+            )
+            for obj, (pk,) in zip(chunk, cursor.fetchall(), strict=True):
+                obj.pk = pk
+                obj._state.adding = False
+
+
+_KINDS = {
+    "JSONField": "json",
+    "DateTimeField": "ts",
+    "DateField": "date",
+    "BooleanField": "bool",
+    "GenericIPAddressField": "inet",
+    "IntegerField": "int",
+    "BigIntegerField": "int",
+    "SmallIntegerField": "int",
+    "PositiveIntegerField": "int",
+    "ForeignKey": "int",
+}
+
+
+def _kind(field) -> str:
+    return _KINDS.get(field.get_internal_type(), "text")
+
+
+def _db_value(field, obj) -> Any:
+    value = field.pre_save(obj, True)
+    if field.get_internal_type() == "JSONField":
+        return None if value is None else json.dumps(value, cls=field.encoder)
+    return field.get_db_prep_save(value, connection)

@@ -1,0 +1,361 @@
+"""Writing what identity resolution planned for a batch (resolve.py), with set-based
+statements for the whole batch rather than queries per event.
+
+The plan is an ordered list of operations (create a contact, attach an identity, apply
+traits, merge, note a conflict) plus, per event, its contact and, per order event, its
+contact. `write` replays the operations in order on in-memory contacts (the ones that exist
+are read and locked with one query), so later events see what earlier ones did, exactly as
+if each were written at once; then it writes the net result:
+
+- new contacts with one INSERT (a contact created and merged away within the same batch is
+  never inserted: its identities and events go straight to the survivor),
+- changed contacts with one bulk UPDATE, merged-away contacts' rows moved with a few
+  statements for all merges (contacts.actions.merge.move_owned_rows) and then deleted,
+- identities, timeline and audit rows with one INSERT each,
+- orders (orders.py, per order event), then the events' contacts, notes and status with
+  `UPDATE … FROM (VALUES …)`, seen times likewise, and the aggregates with two upserts
+  (aggregates.add_processed; contacts touched by merges and orders are recomputed from raw
+  data at the end of the batch)."""
+
+import datetime
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from django.utils import timezone
+
+from siyu.contacts.actions.contact import PROFILE_FIELDS
+from siyu.contacts.actions.merge import fill_from, move_owned_rows
+from siyu.contacts.models import PII_KINDS, Contact, Identity, TimelineEntry
+from siyu.core import crypto, sqlbulk
+from siyu.core.models import AuditLog
+from siyu.tracking import aggregates
+from siyu.tracking.models import Event, EventStatus
+from siyu.tracking.orders import ORDER_COMPLETED, apply_order_event, orders_from_events
+
+if TYPE_CHECKING:
+    from siyu.tracking.resolve import Ident, Parsed, _Batch
+
+CHUNK = 1000
+# Temporary ids of contacts a plan creates: above every real id, in creation order.
+TEMP_BASE = 1 << 60
+# What replaying a plan may change on a contact, with its type for sqlbulk.
+SAVED_COLUMNS = [
+    ("id", "int"),
+    *[(name, "date" if name == "birthday" else "text") for name in PROFILE_FIELDS],
+    ("owner_id", "int"),
+    ("attributes", "json"),
+    ("first_seen_at", "ts"),
+    ("last_seen_at", "ts"),
+    ("created_at", "ts"),
+    ("updated_at", "ts"),
+]
+
+
+@dataclass
+class NewContact:
+    source: str
+    profile: dict[str, Any]
+    attrs: dict[str, Any]
+    idents: list["Ident"]
+
+
+@dataclass
+class Plan:
+    new: dict[int, NewContact] = field(default_factory=dict)
+    ops: list[tuple] = field(default_factory=list)
+    events: list[tuple["Parsed", int | None]] = field(default_factory=list)
+    orders: list[tuple["Parsed", int | None]] = field(default_factory=list)
+
+    def create(self, source: str, profile: dict, attrs: dict, idents: list["Ident"]) -> int:
+        temp = TEMP_BASE + len(self.new)
+        self.new[temp] = NewContact(source, profile, attrs, list(idents))
+        self.ops.append(("create", temp))
+        return temp
+
+
+def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v.isoformat() if isinstance(v, datetime.date) else v) for k, v in values.items()}
+
+
+def _fields(contact: Contact) -> dict[str, Any]:
+    """A contact as the merge audit row shows it."""
+    return {
+        "id": contact.pk,
+        "name": contact.name,
+        "source": contact.source,
+        "owner_id": contact.owner_id,
+        "attributes": contact.attributes,
+    }
+
+
+class _Replay:
+    """The plan's operations applied in order to in-memory contacts."""
+
+    def __init__(self, plan: Plan, batch: "_Batch", now: datetime.datetime):
+        self.plan, self.batch, self.now = plan, batch, now
+        self.workspace = batch.workspace
+        # each new contact is first seen and last seen by the events that name it directly
+        self.own_seen: dict[int, tuple[datetime.datetime, datetime.datetime]] = {}
+        for p, ref in plan.events:
+            if ref is not None and ref >= TEMP_BASE:
+                ts = p.event.timestamp
+                first, last = self.own_seen.get(ref, (ts, ts))
+                self.own_seen[ref] = (min(first, ts), max(last, ts))
+        real = {
+            ref
+            for op in plan.ops
+            if op[0] in ("update", "merge")
+            for ref in op[1:3]
+            if isinstance(ref, int) and ref < TEMP_BASE
+        }
+        self.contacts: dict[int, Contact] = {
+            c.pk: c
+            for c in Contact.objects.select_for_update()
+            .filter(workspace=self.workspace, pk__in=sorted(real))
+            .order_by("pk")
+        }
+        self.dirty: set[int] = set()
+        self.merged_into: dict[int, int] = {}
+        self.identities: list[tuple[int, Ident]] = []
+        self.timeline: list[tuple[int, str, dict]] = []
+        self.audits: list[tuple[int, str, Any, Any]] = []
+
+    def run(self) -> None:
+        for op in self.plan.ops:
+            getattr(self, "_" + op[0])(*op[1:])
+
+    def _create(self, temp: int) -> None:
+        new = self.plan.new[temp]
+        profile = {"source": new.source, **new.profile}
+        first, last = self.own_seen.get(temp, (self.now, self.now))
+        self.contacts[temp] = Contact(
+            workspace=self.workspace,
+            attributes=dict(new.attrs),
+            first_seen_at=first,
+            last_seen_at=last,
+            created_at=self.now,
+            updated_at=self.now,
+            **profile,
+        )
+        self.identities += [(temp, i) for i in new.idents]
+        self.timeline.append((temp, "created", {"source": new.source}))
+        after = {**_jsonable(profile), "attributes": new.attrs, "tags": []}
+        self.audits.append((temp, "contact.create", None, after))
+
+    def _attach(self, ref: int, ident: "Ident") -> None:
+        self.identities.append((ref, ident))
+        self.timeline.append((ref, "identity_added", {"kind": ident.kind, "value": ident.masked}))
+
+    def _update(self, ref: int, profile: dict, attrs: dict) -> None:
+        """contact_update's rules: only what differs is written, with one timeline row."""
+        contact = self.contacts[ref]
+        before: dict[str, Any] = {}
+        after: dict[str, Any] = {}
+        for key, value in profile.items():
+            if getattr(contact, key) != value:
+                before[key], after[key] = getattr(contact, key), value
+                setattr(contact, key, value)
+        merged = dict(contact.attributes)
+        for key, value in attrs.items():
+            if merged.get(key) != value:
+                before[f"attributes.{key}"], after[f"attributes.{key}"] = merged.get(key), value
+                merged[key] = value
+        if not after:
+            return
+        contact.attributes, contact.updated_at = merged, self.now
+        self.dirty.add(ref)
+        self.timeline.append((ref, "updated", {"fields": sorted(after)}))
+        self.audits.append((ref, "contact.update", _jsonable(before), _jsonable(after)))
+
+    def _merge(self, survivor: int, other: int) -> None:
+        keep, gone = self.contacts[survivor], self.contacts[other]
+        before = {"survivor": _fields(keep), "other": _fields(gone)}
+        fill_from(keep, gone)
+        keep.updated_at = self.now
+        self.dirty.add(survivor)
+        self.merged_into[other] = survivor
+        if other < TEMP_BASE:  # a contact created in this batch never existed: no rows
+            data = {"other_id": other, "other_name": gone.name or "-"}
+            self.timeline.append((survivor, "merged", data))
+            self.audits.append((survivor, "contact.merge", before, _fields(keep)))
+
+    def _conflict(self, resolved: int, other: int, identities: list, message_id: str) -> None:
+        for mine, theirs in ((resolved, other), (other, resolved)):
+            data = {"other_id": theirs, "identities": identities, "message_id": message_id}
+            self.timeline.append((mine, "identity_conflict", data))
+
+    def final(self, ref: int) -> int:
+        while ref in self.merged_into:
+            ref = self.merged_into[ref]
+        return ref
+
+
+def write(plan: Plan, batch: "_Batch") -> None:
+    if not plan.events:
+        return
+    workspace, actor, now = batch.workspace, batch.actor, timezone.now()
+    replay = _Replay(plan, batch, now)
+    replay.run()
+    final = replay.final
+
+    # seen times: per surviving contact, from its events (merges took min/max as well)
+    seen: dict[int, tuple[datetime.datetime, datetime.datetime]] = {}
+    for p, ref in plan.events:
+        if ref is not None:
+            ts, ref = p.event.timestamp, final(ref)
+            first, last = seen.get(ref, (ts, ts))
+            seen[ref] = (min(first, ts), max(last, ts))
+    for ref, (first, last) in seen.items():
+        contact = replay.contacts.get(ref)
+        if contact is not None:
+            contact.first_seen_at = min(contact.first_seen_at, first)
+            contact.last_seen_at = max(contact.last_seen_at, last)
+
+    # new contacts that survived the batch, then every ref's real id
+    temps = [t for t in plan.new if t not in replay.merged_into]
+    new = [replay.contacts[t] for t in temps]
+    sqlbulk.insert_rows(Contact, new)
+    real = {t: c.pk for t, c in zip(temps, new, strict=True)}
+
+    def cid(ref: int | None) -> int | None:
+        if ref is None:
+            return None
+        ref = final(ref)
+        return real.get(ref, ref)
+
+    changed = [replay.contacts[r] for r in sorted(replay.dirty) if r < TEMP_BASE and final(r) == r]
+    save_contacts(changed)
+    gone = {o: cid(o) for o in replay.merged_into if o < TEMP_BASE}
+    move_owned_rows(workspace, gone)  # identities, tags, consent, timeline, events, orders
+    Contact.objects.filter(workspace=workspace, pk__in=sorted(gone)).delete()
+
+    sqlbulk.insert_rows(
+        Identity, [_identity(workspace.pk, cid(ref), i) for ref, i in replay.identities]
+    )
+    folded = {t for t in plan.new if t in replay.merged_into}
+    sqlbulk.insert_rows(
+        TimelineEntry,
+        [
+            TimelineEntry(
+                workspace_id=workspace.pk,
+                contact_id=cid(ref),
+                kind=kind,
+                data=_with_ids(data, cid),
+                actor_label=actor.label,
+                created_at=now,
+            )
+            for ref, kind, data in replay.timeline
+            if not (kind == "created" and ref in folded)
+        ],
+    )
+    sqlbulk.insert_rows(
+        AuditLog,
+        [
+            AuditLog(
+                workspace_id=workspace.pk,
+                actor=actor.user,
+                actor_label=actor.label,
+                action=action,
+                object_type="contact",
+                object_id=str(cid(ref)),
+                before=before,
+                after=after,
+                ip=actor.ip,
+                created_at=now,
+            )
+            for ref, action, before, after in replay.audits
+            if not (action == "contact.create" and ref in folded)
+        ],
+    )
+
+    # orders: completions together, then refunds one by one (after their orders exist)
+    order_errors: dict[int, list[str]] = {}
+    orders_from_events(
+        workspace,
+        actor,
+        [
+            (p.event, cid(ref), order_errors.setdefault(id(p), []))
+            for p, ref in plan.orders
+            if p.event.event == ORDER_COMPLETED
+        ],
+    )
+    for p, ref in plan.orders:
+        if p.event.event != ORDER_COMPLETED:
+            apply_order_event(
+                workspace, actor, p.event, cid(ref), order_errors.setdefault(id(p), [])
+            )
+
+    rows, processed = [], []
+    for p, ref in plan.events:
+        notes = [*p.errors]
+        notes += [
+            f"identity_conflict: {kinds} held by contact {cid(other)} (not merged)"
+            for kinds, other in p.conflicts
+        ]
+        notes += order_errors.get(id(p), [])
+        rows.append((p.event.pk, cid(ref), "\n".join(notes)))
+        if ref is not None:
+            processed.append((cid(ref), p.event))
+    mark_processed(rows, now)
+    extend_seen({r: span for r, span in seen.items() if r not in replay.contacts})
+    aggregates.add_processed(workspace, processed)
+
+
+def _with_ids(data: dict, cid) -> dict:
+    """Timeline data naming a contact created in this batch: by its real id."""
+    other = data.get("other_id")
+    if isinstance(other, int) and other >= TEMP_BASE:
+        return {**data, "other_id": cid(other)}
+    return data
+
+
+def save_contacts(contacts: list[Contact]) -> None:
+    """Write the fields a plan may change, for many contacts in one statement per 2,000
+    (Django's bulk_update is quadratic in the number of rows)."""
+    names = [name for name, _ in SAVED_COLUMNS]
+    sqlbulk.update_from_values(
+        Contact._meta.db_table,
+        SAVED_COLUMNS,
+        [tuple(getattr(c, "pk" if n == "id" else n) for n in names) for c in contacts],
+        ", ".join(f"{name} = v.{name}" for name in names[1:]),
+    )
+
+
+def mark_processed(
+    rows: list[tuple[int, int | None, str]], now: datetime.datetime | None = None
+) -> None:
+    """Events (id, contact id, notes) move to `processed`, in one statement per 2,000."""
+    sqlbulk.update_from_values(
+        Event._meta.db_table,
+        [("id", "int"), ("contact_id", "int"), ("error", "text")],
+        rows,
+        "contact_id = v.contact_id, error = v.error, status = %s, processed_at = %s",
+        extra_params=[EventStatus.PROCESSED, now or timezone.now()],
+    )
+
+
+def extend_seen(seen: dict[int, tuple[datetime.datetime, datetime.datetime]]) -> None:
+    """Widen contacts' first/last seen to include (first, last) per contact id."""
+    table = Contact._meta.db_table
+    sqlbulk.update_from_values(
+        table,
+        [("id", "int"), ("first_seen", "ts"), ("last_seen", "ts")],
+        [(cid, first, last) for cid, (first, last) in sorted(seen.items())],
+        f"first_seen_at = {sqlbulk.least(f'{table}.first_seen_at', 'v.first_seen')}, "
+        f"last_seen_at = {sqlbulk.greatest(f'{table}.last_seen_at', 'v.last_seen')}",
+        where=f"v.first_seen < {table}.first_seen_at OR v.last_seen > {table}.last_seen_at",
+    )
+
+
+def _identity(workspace_id: int, contact_id: int, ident: "Ident") -> Identity:
+    pii = ident.kind in PII_KINDS
+    return Identity(
+        workspace_id=workspace_id,
+        contact_id=contact_id,
+        kind=ident.kind,
+        app_id=ident.app_id,
+        value="" if pii else ident.value,
+        value_enc=crypto.encrypt(ident.value) if pii else "",
+        value_hash=ident.hash,
+        masked=ident.masked,
+    )
