@@ -9,6 +9,7 @@ ALIASES = {
     "check": "siyu_check",
     "rotate-key": "rotate_key",
     "rebuild-aggregates": "rebuild_aggregates",
+    "cleanup-exports": "cleanup_exports",
     "django-check": "check",
 }
 
@@ -25,6 +26,7 @@ USAGE = """usage: siyu <command> [options]
   check                     database, migrations, worker, encryption key
   rotate-key                re-encrypt PII under a new encryption key
   rebuild-aggregates        recompute per-contact stats and daily event counts
+  cleanup-exports           delete export files past SIYU_EXPORT_RETENTION_HOURS
 
 Any other Django management command works too (siyu shell, siyu makemigrations, ...).
 """

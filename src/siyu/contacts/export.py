@@ -3,19 +3,27 @@
 `contacts_export_start` records the export in the audit log and creates the job; the job
 handler writes the file in id-ordered batches of 5,000 under
 `SIYU_HOME/exports/<workspace slug>/`, named by job id plus a random token. Phones and emails
-are masked unless the export asked for them in clear AND the creator's role may reveal PII."""
+are masked unless the export asked for them in clear AND the creator's role may reveal PII.
+
+The files hold customer data, so `exports_cleanup` (run by the worker every hour and by
+`siyu cleanup-exports`) deletes them `SIYU_EXPORT_RETENTION_HOURS` after the export finished,
+marks the job expired (audited as `export.expire`) and removes stale `.part` files."""
 
 import csv
 import datetime
+import logging
 import os
+import re
 import secrets
 import zoneinfo
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Prefetch
+from django.utils import timezone
 
 from siyu.accounts.permissions import has_perm
 from siyu.contacts.actions.identity import identity_clear_value
@@ -58,19 +66,34 @@ CONTENT_TYPES = {
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
 }
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# What the job handler writes: "<job id>-<token>.<format>", and "….part" while writing.
+_EXPORT_NAME = re.compile(r"^(\d+)-[A-Za-z0-9_-]+\.(?:csv|xlsx)(\.part)?$")
+PART_MAX_AGE = datetime.timedelta(days=1)
+CLEANUP_ACTOR = "cleanup-exports"
+
+log = logging.getLogger(__name__)
+
+
+def exports_root() -> Path:
+    return Path(settings.SIYU_HOME) / "exports"
 
 
 def export_dir(workspace: Workspace) -> Path:
-    return Path(settings.SIYU_HOME) / "exports" / workspace.slug
+    return exports_root() / workspace.slug
+
+
+def export_expired(job: Job) -> bool:
+    """The cleanup has deleted this job's file (or found it gone)."""
+    return bool((job.result or {}).get("expired"))
 
 
 def export_path(job: Job) -> Path | None:
-    """The finished file of an export job, if it is (still) there and inside the exports
-    directory."""
+    """The finished file of an export job, if it is (still) there, not expired and inside the
+    exports directory."""
     name = (job.result or {}).get("file", "")
-    if not name:
+    if not name or export_expired(job):
         return None
-    root = (Path(settings.SIYU_HOME) / "exports").resolve()
+    root = exports_root().resolve()
     path = (root / name).resolve()
     if root not in path.parents or not path.is_file():
         return None
@@ -273,3 +296,114 @@ def export_job(job: Job, progress) -> dict:
         "format": fmt,
         "with_pii": clear,
     }
+
+
+# --- retention ---------------------------------------------------------------------------------
+
+
+@dataclass
+class CleanupResult:
+    expired_jobs: int = 0  # finished exports past retention, now marked expired
+    deleted_files: int = 0  # finished export files deleted (of those jobs, or orphans)
+    deleted_parts: int = 0  # `.part` files left by an interrupted export
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.expired_jobs or self.deleted_files or self.deleted_parts)
+
+    def __str__(self) -> str:
+        return (
+            f"expired {self.expired_jobs} export(s), deleted {self.deleted_files} file(s) "
+            f"and {self.deleted_parts} stale partial file(s)"
+        )
+
+
+def _unlink(path: Path) -> bool:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _expire_job(job_id: int, now: datetime.datetime, hours: int, result: CleanupResult) -> None:
+    """Delete one finished export's file and mark the job expired, audited, once."""
+    actor = Actor.system(CLEANUP_ACTOR)
+    with transaction.atomic():
+        job = Job.objects.select_for_update().filter(pk=job_id).first()
+        if job is None or export_expired(job):  # another worker got there first
+            return
+        path = export_path(job)  # None unless a regular file inside the exports directory
+        deleted = False
+        if path is not None and _EXPORT_NAME.match(path.name):
+            deleted = _unlink(path)
+        job.result = {**(job.result or {}), "expired": True, "expired_at": now.isoformat()}
+        Job.objects.filter(pk=job.pk).update(result=job.result)
+        audit(
+            workspace=job.workspace,
+            actor=actor,
+            action="export.expire",
+            obj=job,
+            after={
+                "format": job.params.get("format"),
+                "rows": job.result.get("rows", 0),
+                "file_deleted": deleted,
+                "retention_hours": hours,
+            },
+        )
+    result.expired_jobs += 1
+    result.deleted_files += int(deleted)
+    log.info("export job %s expired (file deleted: %s)", job.pk, deleted)
+
+
+def _sweep_files(now: datetime.datetime, cutoff: datetime.datetime, result: CleanupResult) -> None:
+    """Files the job rows do not account for: finished files past retention whose job is gone,
+    and `.part` files older than a day. Only regular files named like an export, one level
+    below `exports/<slug>/`; symbolic links (to files or folders) are never followed."""
+    root = exports_root()
+    if not root.is_dir():
+        return
+    part_cutoff = (now - PART_MAX_AGE).timestamp()
+    file_cutoff = cutoff.timestamp()
+    for folder in sorted(root.iterdir()):
+        if folder.is_symlink() or not folder.is_dir():
+            continue
+        for entry in sorted(folder.iterdir()):
+            match = _EXPORT_NAME.match(entry.name)
+            if not match or entry.is_symlink() or not entry.is_file():
+                continue
+            is_part = bool(match.group(2))
+            if entry.stat().st_mtime >= (part_cutoff if is_part else file_cutoff):
+                continue
+            if _unlink(entry):
+                log.info("deleted old export file %s/%s", folder.name, entry.name)
+                if is_part:
+                    result.deleted_parts += 1
+                else:
+                    result.deleted_files += 1
+
+
+def exports_cleanup(
+    *, retention_hours: int | None = None, now: datetime.datetime | None = None
+) -> CleanupResult:
+    """Delete finished export files older than the retention (by the job's finish time, then
+    by file age for files without a job), mark their jobs expired so the console says so, and
+    delete `.part` files older than a day. Safe to run from several workers at once."""
+    hours = settings.SIYU_EXPORT_RETENTION_HOURS if retention_hours is None else retention_hours
+    if hours < 1:
+        raise ValueError("the export retention must be at least 1 hour")
+    now = now or timezone.now()
+    cutoff = now - datetime.timedelta(hours=hours)
+    result = CleanupResult()
+    due = (
+        Job.objects.filter(kind=KIND, status=Job.Status.DONE, finished_at__lt=cutoff)
+        .exclude(result__has_key="expired")
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    for job_id in list(due):
+        _expire_job(job_id, now, hours, result)
+    _sweep_files(now, cutoff, result)
+    if result.changed:
+        log.info("export cleanup: %s", result)
+    return result

@@ -1,14 +1,18 @@
-"""Reads of the tracking app: write keys of a workspace, and the ingestion lag that
-`siyu check` and the console show."""
+"""Reads of the tracking app: write keys of a workspace, the ingestion lag that
+`siyu check` and the console show, and one contact's aggregates for the profile."""
 
 import datetime
+import zoneinfo
 from dataclasses import dataclass
+from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import QuerySet, Sum
 from django.utils import timezone
 
+from siyu.contacts.models import Contact
 from siyu.core.models import Workspace
-from siyu.tracking.models import Event, EventStatus, WriteKey
+from siyu.tracking.models import ContactStats, DailyEventCount, Event, EventStatus, WriteKey
+from siyu.tracking.orders import yuan
 
 
 def write_keys(workspace: Workspace) -> QuerySet[WriteKey]:
@@ -56,3 +60,64 @@ def ingestion_lag(workspace: Workspace | None = None) -> IngestionLag:
         pending += qs.count()
         oldest = first if oldest is None else min(oldest, first)
     return IngestionLag(pending=pending, oldest_received_at=oldest)
+
+
+# --- one contact's aggregates (the profile's "Activity summary" card) --------------------------
+
+SUMMARY_DAYS = 30
+
+
+@dataclass(frozen=True)
+class ContactSummary:
+    """What the aggregates say about one contact: first/last seen, orders and net spend
+    (integer fen), the last order and channel, and events per day over the last `days`
+    days (oldest first, days in the workspace's time zone, zero-filled)."""
+
+    first_seen_at: datetime.datetime | None
+    last_seen_at: datetime.datetime | None
+    order_count: int
+    net_spend_fen: int
+    last_order_at: datetime.datetime | None
+    last_channel: str
+    last_event_at: datetime.datetime | None
+    daily: list[dict[str, Any]]
+
+    @property
+    def net_spend_yuan(self) -> str:
+        return yuan(self.net_spend_fen)
+
+    @property
+    def has_activity(self) -> bool:
+        """Any event counted in the window (the chart has something to draw)."""
+        return any(row["n"] for row in self.daily)
+
+
+def contact_summary(
+    workspace: Workspace, contact: Contact, days: int = SUMMARY_DAYS
+) -> ContactSummary:
+    """Read from the aggregates kept on ingest (ContactStats, DailyEventCount), never from the
+    raw events: one row by the contact's key, and one grouped read of at most `days` days
+    through the (contact, day, event) unique index. Scoped by workspace; the caller has
+    already checked that the actor may see the contact."""
+    stats = ContactStats.objects.filter(workspace=workspace, contact=contact).first()
+    today = timezone.now().astimezone(zoneinfo.ZoneInfo(workspace.timezone)).date()
+    since = today - datetime.timedelta(days=days - 1)
+    per_day = dict(
+        DailyEventCount.objects.filter(
+            workspace=workspace, contact=contact, day__gte=since, day__lte=today
+        )
+        .values_list("day")
+        .annotate(n=Sum("count"))
+        .values_list("day", "n")
+    )
+    window = [since + datetime.timedelta(days=i) for i in range(days)]
+    return ContactSummary(
+        first_seen_at=contact.first_seen_at,
+        last_seen_at=contact.last_seen_at,
+        order_count=stats.order_count if stats else 0,
+        net_spend_fen=stats.net_spend_fen if stats else 0,
+        last_order_at=stats.last_order_at if stats else None,
+        last_channel=stats.last_channel if stats else "",
+        last_event_at=stats.last_event_at if stats else None,
+        daily=[{"day": d.isoformat(), "n": int(per_day.get(d) or 0)} for d in window],
+    )

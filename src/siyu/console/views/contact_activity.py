@@ -1,6 +1,8 @@
 """Two lazily loaded cards on a contact's profile: the contact's latest orders (with totals
 summed in SQL) and latest collected events. Both are read-only (`contacts.view`), scoped to the
 workspace, and answer 404 for a contact the actor may not see (agents: only their own).
+The profile page itself renders the "Activity summary" card from the aggregates
+(`summary_context`), after the same access check.
 
 Money is integer fen and is only ever formatted from integers (never a float). Events show
 their type, name and the keys of their properties/traits, never the values: phones and emails
@@ -14,11 +16,13 @@ from django.http import HttpRequest, HttpResponse
 
 from siyu.console.access import workspace_view
 from siyu.console.helpers import render_ws
+from siyu.contacts.models import Contact
 from siyu.contacts.queries import get_contact_for
 from siyu.core.audit import Actor
 from siyu.core.models import Workspace
 from siyu.tracking.models import Event, Order, OrderItem
 from siyu.tracking.orders import yuan
+from siyu.tracking.queries import contact_summary
 
 ORDERS_SHOWN = 20
 EVENTS_SHOWN = 30
@@ -33,6 +37,13 @@ def money(fen: int, currency: str = "CNY") -> str:
     symbol = SYMBOLS.get(currency.upper())
     amount = yuan(int(fen))
     return f"{symbol}{amount}" if symbol else f"{currency.upper()} {amount}"
+
+
+def summary_context(workspace: Workspace, contact: Contact) -> dict[str, Any]:
+    """The "Activity summary" card: the contact's aggregates and a 30-day event chart. The
+    caller has fetched `contact` through `get_contact_for` (access already checked)."""
+    summary = contact_summary(workspace, contact)
+    return {"summary": summary, "net_spend": money(summary.net_spend_fen, workspace.currency)}
 
 
 def _order_row(order: Order) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from siyu.console.helpers import (
     to_int,
 )
 from siyu.console.labels import source_label
+from siyu.console.views.contact_activity import summary_context
 from siyu.contacts import actions
 from siyu.contacts.attributes import schema_for
 from siyu.contacts.models import (
@@ -87,6 +88,8 @@ def page(
 ) -> HttpResponse:
     status = extra.pop("status", 200)
     context = detail_context(workspace, actor, contact, **extra)
+    # Only the whole page carries the summary card; the htmx partials of `run` do not.
+    context.update(summary_context(workspace, contact))
     return render_ws(request, "console/contacts/detail.html", context, status=status)
 
 

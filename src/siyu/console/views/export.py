@@ -1,5 +1,7 @@
 """Export the contact list's current filter to CSV / Excel (a background job), follow its
-progress and download the file. Every export and every download is audited."""
+progress and download the file. Every export and every download is audited. Once the file is
+past its retention (deleted by `exports_cleanup`) the page says so and the download answers
+410 Gone with the same message."""
 
 import zoneinfo
 
@@ -40,6 +42,11 @@ def get_export_for(workspace: Workspace, actor: Actor, job_id: int) -> Job:
     return job
 
 
+def _expired(job: Job) -> bool:
+    """A finished export whose file is no longer there to download."""
+    return job.status == Job.Status.DONE and export_path(job) is None
+
+
 @workspace_view("contacts.export")
 @require_POST
 def contact_export(request: HttpRequest, workspace: Workspace, actor: Actor) -> HttpResponse:
@@ -73,9 +80,10 @@ def export_status(
     request: HttpRequest, workspace: Workspace, actor: Actor, job_id: int
 ) -> HttpResponse:
     job = get_export_for(workspace, actor, job_id)
+    context = {"job": job, "expired": _expired(job)}
     if is_partial(request, f"export-{job.pk}"):
-        return render_ws(request, "console/contacts/_export_job.html", {"job": job})
-    return render_ws(request, "console/contacts/export.html", {"job": job})
+        return render_ws(request, "console/contacts/_export_job.html", context)
+    return render_ws(request, "console/contacts/export.html", context)
 
 
 @workspace_view("contacts.export")
@@ -84,9 +92,12 @@ def export_download(
     request: HttpRequest, workspace: Workspace, actor: Actor, job_id: int
 ) -> HttpResponse:
     job = get_export_for(workspace, actor, job_id)
-    path = export_path(job) if job.status == Job.Status.DONE else None
-    if path is None:
+    if job.status != Job.Status.DONE:
         raise Http404
+    path = export_path(job)
+    if path is None:  # deleted after its retention (or gone from the disk): export again
+        context = {"job": job, "expired": True}
+        return render_ws(request, "console/contacts/export.html", context, status=410)
     fmt = job.params.get("format", "csv")
     contacts_export_downloaded(workspace=workspace, actor=actor, job=job)
     stamp = job.created_at.astimezone(zoneinfo.ZoneInfo(workspace.timezone))

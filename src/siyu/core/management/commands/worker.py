@@ -1,3 +1,4 @@
+import logging
 import os
 import socket
 import threading
@@ -12,6 +13,9 @@ from siyu.core.jobs import jobs_requeue_stale
 from siyu.core.models import WorkerHeartbeat
 
 HEARTBEAT_SECONDS = 5
+CLEANUP_SECONDS = 3600  # export files past their retention are deleted within the hour
+
+log = logging.getLogger(__name__)
 
 
 def _beat(worker_id: str, started, stop: threading.Event) -> None:
@@ -34,6 +38,29 @@ def _beat(worker_id: str, started, stop: threading.Event) -> None:
         stop.wait(HEARTBEAT_SECONDS)
 
 
+def cleanup_exports() -> str:
+    """Delete expired export files (see contacts/export.py); what was done, or "" if nothing.
+    A failure is logged and never stops the worker."""
+    from siyu.contacts.export import exports_cleanup
+
+    try:
+        result = exports_cleanup()
+    except Exception:  # noqa: BLE001 - housekeeping must never kill the worker
+        log.exception("export cleanup failed")
+        return ""
+    return str(result) if result.changed else ""
+
+
+def _housekeeping(stop: threading.Event) -> None:
+    """Every CLEANUP_SECONDS, in its own thread so that a slow disk never delays a beat."""
+    while not stop.wait(CLEANUP_SECONDS):
+        try:
+            close_old_connections()
+            cleanup_exports()
+        finally:
+            connection.close()
+
+
 class Command(BaseCommand):
     help = "Run a background task worker (django-tasks-db) that reports a heartbeat."
 
@@ -50,6 +77,11 @@ class Command(BaseCommand):
         requeued = jobs_requeue_stale()
         if requeued:
             self.stdout.write(f"requeued {requeued} job(s) a stopped worker left running")
+        cleaned = cleanup_exports()  # once now, then every CLEANUP_SECONDS
+        if cleaned:
+            self.stdout.write(f"export cleanup: {cleaned}")
+        housekeeping = threading.Thread(target=_housekeeping, args=(stop,), daemon=True)
+        housekeeping.start()
         try:
             call_command(
                 "db_worker",
@@ -63,4 +95,5 @@ class Command(BaseCommand):
         finally:
             stop.set()
             beat.join(timeout=2)
+            housekeeping.join(timeout=2)
             WorkerHeartbeat.objects.filter(worker_id=worker_id).delete()
