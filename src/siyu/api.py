@@ -3,6 +3,7 @@
 from ninja import NinjaAPI
 
 from siyu.contacts.api import attributes_router, contacts_router, tags_router
+from siyu.contacts.imports.api import imports_router
 from siyu.core.api import ApiKeyAuth, install_error_handlers
 from siyu.tracking.api import events_router
 from siyu.tracking.orders_api import orders_router
@@ -23,3 +24,4 @@ api.add_router("/v1/tags", tags_router)
 api.add_router("/v1/attributes", attributes_router)
 api.add_router("/v1", events_router)
 api.add_router("/v1", orders_router)
+api.add_router("/v1/imports", imports_router)

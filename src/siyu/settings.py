@@ -155,6 +155,11 @@ SIYU_DEFAULT_REGION = env("DEFAULT_REGION", "CN")
 # Reverse proxies whose X-Forwarded-For is believed (for the audit log's IP), e.g. 127.0.0.1.
 SIYU_TRUSTED_PROXIES = frozenset(p.strip() for p in env("TRUSTED_PROXIES").split(",") if p.strip())
 SIYU_DASHBOARD_CACHE_SECONDS = int(env("DASHBOARD_CACHE_SECONDS", "60"))
+# Export files hold customer data: deleted this many hours after the export finished.
+SIYU_EXPORT_RETENTION_HOURS = int(env("EXPORT_RETENTION_HOURS", "72"))
+# Imports (CSV / XLSX): the largest file accepted and the most data rows in one file.
+SIYU_IMPORT_MAX_BYTES = int(env("IMPORT_MAX_BYTES", str(50 * 1024 * 1024)))
+SIYU_IMPORT_MAX_ROWS = int(env("IMPORT_MAX_ROWS", "500000"))
 
 LOGGING = {
     "version": 1,

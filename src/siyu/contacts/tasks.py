@@ -2,6 +2,7 @@
 
 from siyu.contacts import export as _export  # noqa: F401 - registers contacts.export
 from siyu.contacts.actions.tags import contacts_tag
+from siyu.contacts.imports import jobs as _imports  # noqa: F401 - registers *.import
 from siyu.contacts.queries import ContactFilter, visible_contacts
 from siyu.core.jobs import job_actor, job_handler
 from siyu.core.models import Job

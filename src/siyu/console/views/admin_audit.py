@@ -25,7 +25,10 @@ ACTION_LABELS = {
     "contact.assign": gettext_lazy("Contact owner changed"),
     "contacts.tag": gettext_lazy("Contacts tagged"),
     "contacts.export": gettext_lazy("Contacts exported"),
+    "export.expire": gettext_lazy("Export file expired and deleted"),
     "contacts.import": gettext_lazy("Contacts imported"),
+    "orders.import": gettext_lazy("Orders imported"),
+    "import.report_download": gettext_lazy("Import error report downloaded"),
     "identity.add": gettext_lazy("Identity added"),
     "identity.remove": gettext_lazy("Identity removed"),
     "pii.reveal": gettext_lazy("Phone or email revealed"),
@@ -56,6 +59,7 @@ OBJECT_LABELS = {
     "membership": gettext_lazy("Staff member"),
     "apikey": gettext_lazy("API key"),
     "workspace": gettext_lazy("Workspace"),
+    "job": gettext_lazy("Background job"),
 }
 
 
