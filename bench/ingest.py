@@ -319,6 +319,8 @@ def main() -> None:
     print(f"accept: {accepted_events:,} events in {accept_s:.1f} s = {accepted_per_s:,.0f}/s")
 
     _delete_queued_tasks()
+    if os.environ.get("BENCH_SQL"):
+        _time_statements()
     profiler = None
     if args.profile:
         import cProfile
@@ -363,6 +365,41 @@ def main() -> None:
         "met": processed_per_s >= TARGET_PER_S and ratio >= TARGET_RATIO,
     }
     print(json.dumps(result))
+
+
+def _time_statements() -> None:
+    """BENCH_SQL=1: print the database time per kind of statement at exit (PostgreSQL)."""
+    import atexit
+    import collections
+    import re
+
+    import psycopg
+
+    spent = collections.Counter()
+    count = collections.Counter()
+
+    def wrap(cls):
+        real = cls.execute
+
+        def execute(self, query, params=None, **kwargs):
+            key = re.sub(r"\s+", " ", str(query))[:90]
+            started = time.perf_counter()
+            try:
+                return real(self, query, params, **kwargs)
+            finally:
+                spent[key] += time.perf_counter() - started
+                count[key] += 1
+
+        cls.execute = execute
+
+    wrap(psycopg.Cursor)
+    wrap(psycopg.ClientCursor)
+
+    def report():
+        for key, seconds in spent.most_common(25):
+            print(f"{seconds:7.3f} s {count[key]:6d}x  {key}")
+
+    atexit.register(report)
 
 
 def _delete_queued_tasks() -> None:

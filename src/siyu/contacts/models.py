@@ -82,6 +82,11 @@ class Identity(WorkspaceScoped):
     """One way to recognise a contact. Phone and email are stored encrypted (`value_enc`)
     with a keyed hash for lookup; other kinds are stored in clear in `value`."""
 
+    # No lone workspace index: the composite ones below start with it (see Event).
+    workspace = models.ForeignKey(
+        "core.Workspace", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="identities")
     kind = models.CharField(max_length=32, choices=IdentityKind.choices)
     # The WeChat app id an openid belongs to (an openid is only unique per app).
@@ -100,6 +105,13 @@ class Identity(WorkspaceScoped):
         ]
         indexes = [
             models.Index(fields=["workspace", "value_hash"], name="identity_ws_hash"),
+            # events of known users and devices are joined to their holders by clear value
+            # (tracking/known.py); only these two kinds are looked up that way
+            models.Index(
+                fields=["workspace", "kind", "value"],
+                name="identity_ws_kind_value",
+                condition=models.Q(kind__in=["user_id", "anonymous_id"]),
+            ),
         ]
 
     @property

@@ -105,7 +105,11 @@ def _source(columns: Sequence[tuple[str, str]], chunk: Sequence[Sequence[Any]]):
             f"c{n}::jsonb AS {name}" if t == "json" else f"c{n} AS {name}"
             for n, (name, t) in enumerate(columns)
         )
-        params = [[_adapt(row[n]) for row in chunk] for n in range(len(columns))]
+        # psycopg takes date-times, dates, numbers and text as they are; JSON as text
+        params = [
+            [_adapt(row[n]) for row in chunk] if t == "json" else [row[n] for row in chunk]
+            for n, (_, t) in enumerate(columns)
+        ]
         return f"(SELECT {named} FROM unnest({arrays}) AS raw({raw}))", params
     # VALUES names its columns column1, column2, …; the SELECT renames them.
     named = ", ".join(f"column{n} AS {name}" for n, (name, _) in enumerate(columns, 1))
@@ -185,7 +189,8 @@ def insert_rows(model, objs: list) -> None:
     with _cursor() as cursor:
         for start in range(0, len(objs), CHUNK):
             chunk = objs[start : start + CHUNK]
-            rows = [[_db_value(f, o) for f in fields] for o in chunk]
+            kinds = [(f, k) for f, (_, k) in zip(fields, columns, strict=True)]
+            rows = [[_db_value(f, k, o) for f, k in kinds] for o in chunk]
             source, params = _source(columns, rows)
             cursor.execute(
                 f"INSERT INTO {table} ({names}) SELECT {names} FROM {source} AS v RETURNING id",
@@ -214,8 +219,10 @@ def _kind(field) -> str:
     return _KINDS.get(field.get_internal_type(), "text")
 
 
-def _db_value(field, obj) -> Any:
-    value = field.pre_save(obj, True)
-    if field.get_internal_type() == "JSONField":
+def _db_value(field, kind: str, obj) -> Any:
+    value = getattr(obj, field.attname)
+    if kind == "json":
         return None if value is None else json.dumps(value, cls=field.encoder)
+    if kind in ("ts", "int", "date", "bool") or value is None or type(value) is str:
+        return value  # psycopg adapts these itself
     return field.get_db_prep_save(value, connection)

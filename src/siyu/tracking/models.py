@@ -53,6 +53,12 @@ class Event(WorkspaceScoped):
     """One accepted Segment message, stored as received (plus the corrected timestamp).
     `pending` until identity resolution (resolve.py) attaches it to a contact."""
 
+    # No index of its own: every lookup by workspace has a composite index that starts with
+    # it, and a lone workspace index tempts the planner, when statistics lag a burst of
+    # ingest, into scanning a whole workspace's events (see known.py).
+    workspace = models.ForeignKey(
+        "core.Workspace", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     message_id = models.CharField(max_length=255)
     type = models.CharField(max_length=10, choices=MessageType.choices)
     user_id = models.CharField(max_length=255, blank=True, default="")

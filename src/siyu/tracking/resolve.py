@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -25,8 +25,10 @@ from siyu.core.audit import Actor
 from siyu.core.errors import ValidationError
 from siyu.core.models import Workspace
 from siyu.tracking import aggregates, bulk
+from siyu.tracking.known import resolve_known
 from siyu.tracking.models import Event, EventStatus, IngestState, MessageType
 from siyu.tracking.orders import ORDER_EVENTS
+from siyu.tracking.pending import pending_ids, read_pending
 from siyu.tracking.pii import PII_KEYS, unseal
 
 log = logging.getLogger(__name__)
@@ -139,19 +141,42 @@ def process_pending_events(workspace_id: int, batch_size: int = BATCH_SIZE) -> i
     return processed
 
 
+def identities_by_hash(workspace_id: int, hashes: list[str]) -> list[tuple]:
+    """(kind, app id, value hash, contact id) of the workspace's identities with these
+    hashes: one query with an array on PostgreSQL, chunks of IN (…) on SQLite."""
+    if connection.vendor == "postgresql":
+        import psycopg
+
+        table = Identity._meta.db_table
+        connection.ensure_connection()
+        with psycopg.Cursor(connection.connection) as cursor:
+            cursor.execute(
+                f"SELECT kind, app_id, value_hash, contact_id FROM {table} "
+                "WHERE workspace_id = %s AND value_hash = ANY(%b::text[])",
+                [workspace_id, hashes],
+            )
+            return cursor.fetchall()
+    rows = []
+    for start in range(0, len(hashes), LOOKUP_CHUNK):
+        rows += Identity.objects.filter(
+            workspace_id=workspace_id, value_hash__in=hashes[start : start + LOOKUP_CHUNK]
+        ).values_list("kind", "app_id", "value_hash", "contact_id")
+    return rows
+
+
 def _process_batch(workspace: Workspace, after_id: int, batch_size: int) -> tuple[int, int]:
     """Resolve the next batch of pending events (id > after_id) in one transaction:
     (events looked at, the last id)."""
     with transaction.atomic():
-        events = list(
-            Event.objects.filter(
-                workspace=workspace, status=EventStatus.PENDING, id__gt=after_id
-            ).order_by("id")[:batch_size]
-        )
-        if not events:
+        ids = pending_ids(workspace.pk, after_id, batch_size)
+        if not ids:
             return 0, after_id
-        _Batch(workspace).run(events)
-    return len(events), events[-1].pk
+        # events of people already known, in one statement (PostgreSQL); the rest planned
+        known = resolve_known(workspace, ids)
+        events = read_pending(workspace.pk, [i for i in ids if i not in known])
+        if events:
+            _Batch(workspace).run(events)
+    return len(known) + len(events), ids[-1]
 
 
 # --- reading an event --------------------------------------------------------------------------
@@ -178,12 +203,17 @@ class Ident:
 
 @dataclass
 class Parsed:
-    event: Event
+    event: Any  # an Event, or a pending.PendingEvent
     idents: list[Ident] = field(default_factory=list)
     traits: dict[str, Any] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     # (identity kinds, the other contact) of each identity conflict, noted when written
     conflicts: list[tuple[str, int]] = field(default_factory=list)
+
+
+# The keyed hashes of identifiers seen lately: a batch names the same user ids and devices
+# over and over. Deterministic values, so sharing it between threads is harmless.
+_HASHES: dict[tuple[str, str, str], str] = {}
 
 
 def _ident(parsed: Parsed, kind: str, raw: Any, where: str, app_id: str = "", attach=True):
@@ -198,7 +228,13 @@ def _ident(parsed: Parsed, kind: str, raw: Any, where: str, app_id: str = "", at
         # never write a clear phone number or email into the error
         parsed.errors.append(f"{where}: invalid {kind}" if kind in PII_KINDS else exc.message)
         return
-    ident = Ident(kind, value, app_id, identity_hash(kind, value, app_id), attach)
+    key = (kind, value, app_id)
+    value_hash = _HASHES.get(key)
+    if value_hash is None:
+        if len(_HASHES) > 100_000:
+            _HASHES.clear()
+        value_hash = _HASHES[key] = identity_hash(kind, value, app_id)
+    ident = Ident(kind, value, app_id, value_hash, attach)
     if all(i.key != ident.key or i.attach != attach for i in parsed.idents):
         parsed.idents.append(ident)
 
@@ -318,12 +354,8 @@ class _Batch:
     # identity cache
     def load(self, parsed: list[Parsed]) -> None:
         hashes = sorted({i.hash for p in parsed for i in p.idents})
-        for start in range(0, len(hashes), LOOKUP_CHUNK):
-            rows = Identity.objects.filter(
-                workspace=self.workspace, value_hash__in=hashes[start : start + LOOKUP_CHUNK]
-            ).values_list("kind", "app_id", "value_hash", "contact_id")
-            for kind, app_id, value_hash, contact_id in rows:
-                self.holders[(kind, app_id, value_hash)] = contact_id
+        for kind, app_id, value_hash, contact_id in identities_by_hash(self.workspace.pk, hashes):
+            self.holders[(kind, app_id, value_hash)] = contact_id
         self._load_user_ids(set(self.holders.values()))
 
     def _load_user_ids(self, contact_ids: set[int]) -> None:

@@ -1,0 +1,128 @@
+"""The set-based pass for events from people already known (PostgreSQL).
+
+Most of a live stream is track, page and screen calls from users and devices the pool
+already holds. Such an event needs no decision: its contact is the one contact that holds
+its userId and anonymousId, and nothing about contacts changes. One UPDATE … FROM joins a
+batch's events to the identities that hold them, stores the contact and marks them
+processed; the seen times and aggregates of those events are then folded in with the same
+statements as any other processed event (bulk.extend_seen, aggregates.add_processed).
+
+An event qualifies when it is a track (not an order event), page or screen; has no
+`context.traits` to apply; carries a userId and/or an anonymousId without surrounding
+spaces; every id it carries is held; and all are held by one contact. Everything else
+(new people, identify, traits, aliases, orders, two holders to merge or keep apart) is
+left pending for the planner in resolve.py, which runs right after this pass in the same
+transaction. Running this pass first gives the same end state as id order: it only
+attaches events to holders that exist, and a merge planned afterwards moves the holder's
+events to the survivor (the merge hook), as it would have.
+
+On SQLite the planner does all of it (this pass is PostgreSQL only)."""
+
+import datetime
+from typing import Any
+
+from django.db import connection
+
+from siyu.contacts.models import Identity, IdentityKind
+from siyu.tracking import aggregates, bulk
+from siyu.tracking.models import Event, EventStatus, MessageType
+from siyu.tracking.orders import ORDER_EVENTS
+
+STALE_ROWS = 1000
+STALE_SHARE = 0.2
+
+
+class _Known:
+    """What aggregates.add_processed reads of an event."""
+
+    __slots__ = ("pk", "type", "event", "timestamp", "context")
+
+    def __init__(self, pk, type_, event, timestamp, channel, source, library):
+        self.pk, self.type, self.event, self.timestamp = pk, type_, event, timestamp
+        self.context: dict[str, Any] = {
+            "channel": channel,
+            "campaign": {"source": source},
+            "library": {"name": library},
+        }
+
+
+def _refresh_statistics(cursor, table: str) -> None:
+    """ANALYZE a table whose statistics are far behind (a burst of ingest grows the identity
+    table faster than autovacuum looks at it). With stale statistics the planner takes the
+    identity table for tiny and filters a workspace's identities once per event: quadratic."""
+    cursor.execute(
+        "SELECT relname, n_live_tup, n_mod_since_analyze FROM pg_stat_user_tables "
+        "WHERE relname = ANY(%s)",
+        [[table]],
+    )
+    for _, live, changed in cursor.fetchall():
+        if changed > STALE_ROWS and changed > STALE_SHARE * max(live, 1):
+            cursor.execute(f"ANALYZE {table}")
+
+
+def resolve_known(workspace, ids: list[int]) -> set[int]:
+    """Resolve the qualifying events among these pending ones; the ids resolved."""
+    if connection.vendor != "postgresql":
+        return set()
+    import psycopg
+
+    events, identities = Event._meta.db_table, Identity._meta.db_table
+    now = datetime.datetime.now(datetime.UTC)
+    sql = f"""
+        WITH batch AS (
+            SELECT e.id, e.user_id, e.anonymous_id
+            FROM unnest(%(ids)s::bigint[]) AS ids(id) JOIN {events} e ON e.id = ids.id
+            WHERE e.workspace_id = %(ws)s AND e.status = %(pending)s
+              AND e.type = ANY(%(types)s)
+              AND NOT (e.type = %(track)s AND e.event = ANY(%(orders)s))
+              AND (jsonb_typeof(e.context -> 'traits') IS DISTINCT FROM 'object'
+                   OR e.context -> 'traits' = '{{}}'::jsonb)
+              AND (e.user_id <> '' OR e.anonymous_id <> '')
+              AND e.user_id = btrim(e.user_id) AND e.anonymous_id = btrim(e.anonymous_id)
+        ), held AS (
+            SELECT b.id, COALESCE(u.contact_id, a.contact_id) AS contact_id
+            FROM batch b
+            LEFT JOIN {identities} u ON b.user_id <> '' AND u.workspace_id = %(ws)s
+                 AND u.kind = %(user_kind)s AND u.app_id = '' AND u.value = b.user_id
+            LEFT JOIN {identities} a ON b.anonymous_id <> '' AND a.workspace_id = %(ws)s
+                 AND a.kind = %(anon_kind)s AND a.app_id = '' AND a.value = b.anonymous_id
+            WHERE (b.user_id = '' OR u.contact_id IS NOT NULL)
+              AND (b.anonymous_id = '' OR a.contact_id IS NOT NULL)
+              AND (u.contact_id IS NULL OR a.contact_id IS NULL OR u.contact_id = a.contact_id)
+        )
+        UPDATE {events} AS e
+           SET contact_id = held.contact_id, status = %(processed)s, processed_at = %(now)s,
+               error = ''
+          FROM held WHERE e.id = held.id
+        RETURNING e.id, e.contact_id, e.type, e.event, e.timestamp,
+                  e.context -> 'channel', e.context -> 'campaign' -> 'source',
+                  e.context -> 'library' -> 'name'
+    """
+    params = {
+        "ws": workspace.pk,
+        "pending": EventStatus.PENDING,
+        "processed": EventStatus.PROCESSED,
+        "ids": ids,
+        "types": [MessageType.TRACK, MessageType.PAGE, MessageType.SCREEN],
+        "track": MessageType.TRACK,
+        "orders": sorted(ORDER_EVENTS),
+        "user_kind": IdentityKind.USER_ID,
+        "anon_kind": IdentityKind.ANONYMOUS_ID,
+        "now": now,
+    }
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection) as cursor:
+        _refresh_statistics(cursor, identities)
+        cursor.execute(sql, params, binary=True)
+        rows = cursor.fetchall()
+    if not rows:
+        return set()
+    seen: dict[int, tuple[datetime.datetime, datetime.datetime]] = {}
+    done = []
+    for pk, contact_id, type_, name, ts, channel, source, library in rows:
+        done.append((contact_id, _Known(pk, type_, name, ts, channel, source, library)))
+        first, last = seen.get(contact_id, (ts, ts))
+        seen[contact_id] = (min(first, ts), max(last, ts))
+    bulk.extend_seen(seen)
+    aggregates.add_processed(workspace, done)
+    return {row[0] for row in rows}
