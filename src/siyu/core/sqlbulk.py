@@ -174,13 +174,15 @@ def upsert_values(
             cursor.execute(sql, params)
 
 
-def insert_rows(model, objs: list) -> None:
+def insert_rows(model, objs: list, *, ignore_conflicts: bool = False) -> None:
     """Insert unsaved model instances and set their primary keys, like `bulk_create`; on
-    PostgreSQL with one `INSERT … SELECT … FROM unnest(…) RETURNING id` per chunk."""
+    PostgreSQL with one `INSERT … SELECT … FROM unnest(…) RETURNING id` per chunk. With
+    `ignore_conflicts`, rows that break a unique constraint are skipped (`ON CONFLICT DO
+    NOTHING`) and no primary keys are set."""
     if not objs:
         return
     if connection.vendor != "postgresql":
-        model.objects.bulk_create(objs, batch_size=500)
+        model.objects.bulk_create(objs, batch_size=500, ignore_conflicts=ignore_conflicts)
         return
     fields = [f for f in model._meta.concrete_fields if not f.primary_key]
     columns = [(f.column, _kind(f)) for f in fields]
@@ -192,10 +194,11 @@ def insert_rows(model, objs: list) -> None:
             kinds = [(f, k) for f, (_, k) in zip(fields, columns, strict=True)]
             rows = [[_db_value(f, k, o) for f, k in kinds] for o in chunk]
             source, params = _source(columns, rows)
-            cursor.execute(
-                f"INSERT INTO {table} ({names}) SELECT {names} FROM {source} AS v RETURNING id",
-                params,
-            )
+            sql = f"INSERT INTO {table} ({names}) SELECT {names} FROM {source} AS v"
+            if ignore_conflicts:
+                cursor.execute(sql + " ON CONFLICT DO NOTHING", params)
+                continue
+            cursor.execute(sql + " RETURNING id", params)
             for obj, (pk,) in zip(chunk, cursor.fetchall(), strict=True):
                 obj.pk = pk
                 obj._state.adding = False

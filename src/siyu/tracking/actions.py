@@ -4,6 +4,7 @@ and authorise (views.py); these assume valid input."""
 from django.db import transaction
 from django.utils import timezone
 
+from siyu.core import sqlbulk
 from siyu.core.audit import Actor, audit
 from siyu.core.errors import ValidationError
 from siyu.core.models import Workspace
@@ -86,5 +87,5 @@ def events_ingest(*, workspace: Workspace, events: list[dict]) -> None:
             rows[fields["message_id"]] = Event(workspace=workspace, **seal_event(fields))
     if rows:
         with transaction.atomic():
-            Event.objects.bulk_create(list(rows.values()), ignore_conflicts=True)
+            sqlbulk.insert_rows(Event, list(rows.values()), ignore_conflicts=True)
             transaction.on_commit(lambda: process_pending.enqueue(workspace.pk), robust=True)
