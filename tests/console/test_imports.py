@@ -86,7 +86,7 @@ def test_the_wizard_end_to_end(cast, console, django_capture_on_commit_callbacks
     assert Job.objects.count() == 1 and Contact.objects.count() == 1
     status = client.get(started.url).content.decode()
     assert "新建" in status and "行失败" in status and "下载错误报告" in status
-    assert "不是有效的手机号：12345" in status
+    assert "不是有效的手机号：1***5" in status and "12345" not in status  # masked in the result
     partial = client.get(started.url, HTTP_HX_TARGET=f"import-{job.pk}", **HTMX)
     assert partial.content.decode().startswith(f'<div class="job" id="import-{job.pk}"')
     assert "every 1s" not in partial.content.decode()
@@ -101,6 +101,25 @@ def test_the_wizard_end_to_end(cast, console, django_capture_on_commit_callbacks
     # the list of imports
     listing = client.get("/w/brand/imports/").content.decode()
     assert f'id="import-row-{job.pk}"' in listing and "客户.csv" in listing
+
+
+def test_a_click_racing_another_still_in_flight_lands_on_the_list(cast, console, monkeypatch):
+    """Two clicks on "start" at once: the second finds the upload claimed before the first
+    has committed its job. It was a 404 page (the browser shows the last response)."""
+    from siyu.contacts.imports import jobs
+    from siyu.contacts.imports.uploads import upload_claim
+
+    client = console("operator")
+    mapping_url = upload(client, csv_bytes(ROWS)).url
+
+    def the_other_click_claimed_it_first(stored):
+        assert upload_claim(stored)  # the first click, its job not committed yet
+        return upload_claim(stored)
+
+    monkeypatch.setattr(jobs, "upload_claim", the_other_click_claimed_it_first)
+    response = client.post(mapping_url, {"col-0": "name", "col-1": "phone", "action": "start"})
+    assert response.status_code == 302 and response.url == "/w/brand/imports/"
+    assert not Job.objects.exists()
 
 
 def test_orders_wizard_and_xlsx(cast, console, make_contact, django_capture_on_commit_callbacks):

@@ -146,3 +146,35 @@ def test_a_repeated_order_id_leaves_no_customer_behind(
     )
     assert "also at row 2" in job.result["errors"][0]["message"]
     assert list(Contact.objects.values_list("identities__masked", flat=True)) == ["138****5678"]
+
+
+def test_order_ids_a_spreadsheet_shortened_fail_instead_of_merging_orders(
+    cast, api, django_capture_on_commit_callbacks
+):
+    """An 18-digit order number kept as a number becomes 1.23457E+17 in Excel's CSV and a
+    float with 15 digits in the xlsx: two orders would share one ID (the second "unchanged"
+    or a conflict). Such IDs fail with the reason; a phone read as a float is its digits."""
+    capture = django_capture_on_commit_callbacks
+    client = api("admin")
+    rows = [
+        ["订单号", "手机号", "实付金额"],
+        ["1.23457E+17", "13812345678", "10"],
+        ["1.23457E+17", "13812345678", "10"],
+        ["1.234567890123456E+15", "13812345678.0", "12"],  # every digit shown: whole
+    ]
+    job = run_import(client, capture, "orders", csv_bytes(rows))
+    assert (job.result["created"], job.result["failed"]) == (1, 2), job.result
+    assert job.result["errors"][0]["column"] == "订单号"
+    assert "scientific notation" in job.result["errors"][0]["message"]
+    assert list(Order.objects.values_list("external_id", flat=True)) == ["1234567890123456"]
+    xlsx = xlsx_bytes(
+        [
+            ["订单号", "手机号", "实付金额"],
+            ["123456789012345678", 13812345678.0, 10],  # a text cell keeps its digits
+            [223456789012345678, 13812345678.0, 11],  # a number cell does not
+        ]
+    )
+    job = run_import(client, capture, "orders", xlsx, "o.xlsx")
+    assert (job.result["created"], job.result["failed"]) == (1, 1), job.result
+    assert Order.objects.filter(external_id="123456789012345678").exists()
+    assert Order.objects.count() == 2 and Contact.objects.count() == 1

@@ -4,8 +4,11 @@ reason, a second import of the same file changing nothing, a crashed job re-run 
 doubles, the export read back, and the API with its permissions."""
 
 import datetime
+import io
+import zipfile
 from pathlib import Path
 
+import openpyxl
 import pytest
 from django.conf import settings
 from django.test import override_settings
@@ -29,7 +32,7 @@ from tests.contacts.importing import (  # noqa: F401 - fresh_imports is an autou
     uploads_left,
     xlsx_bytes,
 )
-from tests.helpers import db_snapshot, error_of, snapshot_diff
+from tests.helpers import all_tables_text, db_snapshot, error_of, snapshot_diff
 
 ROWS = [
     ["姓名", "手机号", "邮箱", "性别", "生日", "城市", "标签", "鞋码"],
@@ -111,7 +114,9 @@ def test_xlsx_cells_become_text(tmp_path):
         (b"PK\x03\x04 not really a zip", "Excel"),
         (b"\x00\x01\x02binary", "not a text"),
         (b"\n\nname\n", "header"),
-        ("姓名\n张三\n".encode() + b"\xff\xfe\xfa", "neither UTF-8 nor GBK"),
+        ("姓名\n张三\n".encode() + b"\xff\xfe\xfa", "neither UTF-8 nor GBK (line 3 "),
+        # a UTF-8 file with one Windows-1252 byte far down: the line is named
+        (("姓名,城市\n" + "张三,上海\n" * 300_000).encode() + b"Caf\xe9\n", "(line 300002 "),
     ],
 )
 def test_unreadable_files_say_why(tmp_path, content, message):
@@ -120,6 +125,94 @@ def test_unreadable_files_say_why(tmp_path, content, message):
     with pytest.raises(ImportFileError) as exc:
         open_table(path).count()
     assert message in exc.value.message and exc.value.details == {"field": "file"}
+
+
+def _repacked(content: bytes, add: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED) -> bytes:
+    """An xlsx with parts added or replaced, every part stored with `method`."""
+    source = zipfile.ZipFile(io.BytesIO(content))
+    parts = {name: source.read(name) for name in source.namelist()}
+    parts.update(add)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        for name, data in parts.items():
+            archive.writestr(name, data, compress_type=method)
+    return out.getvalue()
+
+
+def _with_shared_strings(content: bytes, strings: int) -> bytes:
+    manifest = zipfile.ZipFile(io.BytesIO(content)).read("[Content_Types].xml")
+    manifest = manifest.replace(
+        b"</Types>",
+        b'<Override PartName="/xl/sharedStrings.xml" ContentType="application/'
+        b'vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/></Types>',
+    )
+    sst = (
+        b'<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+        + b"".join(b"<si><t>%d</t></si>" % (i % 100) for i in range(strings))
+        + b"</sst>"
+    )
+    return _repacked(content, {"[Content_Types].xml": manifest, "xl/sharedStrings.xml": sst})
+
+
+@override_settings(SIYU_IMPORT_MAX_BYTES=100_000)
+def test_xlsx_parts_read_whole_are_capped_so_a_zip_bomb_is_refused(tmp_path, monkeypatch):
+    """openpyxl loads the shared strings (and styles, workbook, ...) whole into memory even in
+    read-only mode: a few kilobytes that unpack to megabytes of tiny strings took minutes
+    and gigabytes. The sheet itself is streamed and only counts towards the total."""
+    from siyu.contacts.imports import reading
+
+    content = xlsx_bytes([["手机", "姓名"], ["13812345678", "王"]])
+    path = tmp_path / "f.xlsx"
+    path.write_bytes(_with_shared_strings(content, 200))  # a normal shared strings part
+    assert list(open_table(path).rows()) == [(2, ["13812345678", "王"])]
+    bomb = _with_shared_strings(content, 40_000)  # ~600 kB unpacked, under 20x the cap
+    assert len(bomb) < 100_000
+    path.write_bytes(bomb)
+    with pytest.raises(ImportFileError) as exc:
+        open_table(path)
+    assert "too large once unpacked" in exc.value.message
+    # any other part openpyxl reads whole (here the styles) has its own cap
+    monkeypatch.setattr(reading, "_XLSX_PART_CAP", 50_000)
+    styles = zipfile.ZipFile(io.BytesIO(content)).read("xl/styles.xml")
+    path.write_bytes(
+        _repacked(content, {"xl/styles.xml": styles + b"<!--" + b"x" * 60_000 + b"-->"})
+    )
+    with pytest.raises(ImportFileError, match="too large once unpacked"):
+        open_table(path)
+    # compression methods no spreadsheet writes (bzip2 inflates without a bound per read)
+    path.write_bytes(_repacked(content, {}, method=zipfile.ZIP_BZIP2))
+    with pytest.raises(ImportFileError, match="not a readable Excel"):
+        open_table(path)
+
+
+def test_a_cell_far_to_the_right_does_not_widen_every_row(tmp_path, monkeypatch):
+    """A stray value in column XFD made every row 16,384 cells long, each turned into text."""
+    from siyu.contacts.imports import reading
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["手机", "姓名"])
+    for row in range(2, 12):
+        sheet.cell(row=row, column=1, value=f"1381234{row:04d}")
+        sheet.cell(row=row, column=16384, value="x")
+    out = io.BytesIO()
+    book.save(out)
+    path = tmp_path / "f.xlsx"
+    path.write_bytes(out.getvalue())
+    calls = []
+    real = reading.cell_text
+    monkeypatch.setattr(reading, "cell_text", lambda v: calls.append(v) or real(v))
+    table = open_table(path)
+    assert table.header == ["手机", "姓名"]
+    rows = list(table.rows())
+    assert [n for n, _ in rows] == list(range(2, 12)) and rows[0][1] == ["13812340002", ""]
+    assert len(calls) < 100  # 2 a row; it was 16,384 a row
+    sheet.cell(row=1, column=16384, value="备注")  # a header that wide is refused
+    out = io.BytesIO()
+    book.save(out)
+    path.write_bytes(out.getvalue())
+    with pytest.raises(ImportFileError, match="more than 500 columns"):
+        open_table(path)
 
 
 # --- mapping -------------------------------------------------------------------------------------
@@ -182,6 +275,7 @@ def test_headers_map_in_chinese_english_and_the_exports_own(cast, schema):
         "channel",
     ]
     assert fold(" Phone Number ") == "phonenumber"
+    assert fold("\ufeff手机号\u200b") == "手机号"  # a second BOM, a zero-width space
 
 
 # --- importing contacts -----------------------------------------------------------------------
@@ -215,7 +309,9 @@ def test_good_rows_are_imported_and_bad_rows_reported(
     errors = {e["row"]: e for e in result["errors"]}
     assert sorted(errors) == [4, 6, 7, 8]
     assert errors[4]["column"] == "手机号" and "not a valid phone number" in errors[4]["message"]
-    assert errors[4]["reason"] == "不是有效的手机号：123"
+    # the job's result (in the database, shown to admins too) masks the phone; the report,
+    # which holds the row as it was sent anyway, quotes it
+    assert errors[4]["reason"] == "不是有效的手机号：***"
     assert errors[6]["column"] == "生日" and "明天" in errors[6]["message"]
     assert errors[7]["column"] == "" and "no phone, email" in errors[7]["message"]
     assert errors[8]["column"] == "鞋码"
@@ -277,6 +373,134 @@ def test_rows_update_only_what_differs_and_blanks_never_clear(
         TimelineEntry.objects.filter(contact=old).order_by("id").values_list("kind", flat=True)
     )[timeline:]
     assert kinds == ["updated", "identity_added", "tag_added", "owner_changed"]
+
+
+def test_numbers_spreadsheets_mangled_import_right_or_fail_saying_why(
+    cast, api, system_actor, django_capture_on_commit_callbacks
+):
+    """A phone from a number column comes as 13800138000.0 (pandas, WPS) or, in an xlsx, as
+    a float; Excel writes long numbers it shortened as 1.38001E+10 into a CSV. Whole digits
+    are imported; shortened ones (the last digits are lost) fail instead of becoming someone
+    else's phone or user ID. Excel's CSV date-times at midnight are dates."""
+    capture = django_capture_on_commit_callbacks
+    client = api("admin")
+    actions.attribute_define(
+        workspace=cast.workspace, actor=system_actor, key="joined", label="入会日期", type="date"
+    )
+    rows = [
+        ["手机", "用户ID", "姓名", "生日", "入会日期"],
+        ["13800138000.0", "", "浮点", "1990/1/2 0:00", "2024/3/5"],
+        ["1.3800138001E+10", "", "科学计数完整", "1990-01-03 00:00:00", "45356"],
+        ["1.38001E+10", "", "科学计数截断", "", ""],
+        ["13800138002", "1.23457E+17", "会员号截断", "", ""],
+        ["13800138003", "123456789012345678", "会员号完整", "", "2024-03-05"],
+    ]
+    job = run_import(client, capture, "contacts", csv_bytes(rows))
+    assert (job.result["created"], job.result["failed"]) == (3, 2), job.result
+    phones = dict(Identity.objects.filter(kind="phone").values_list("contact__name", "masked"))
+    assert phones == {
+        "浮点": "138****8000",
+        "科学计数完整": "138****8001",
+        "会员号完整": "138****8003",
+    }
+    birthdays = dict(Contact.objects.values_list("name", "birthday"))
+    assert birthdays["浮点"] == datetime.date(1990, 1, 2)
+    assert birthdays["科学计数完整"] == datetime.date(1990, 1, 3)
+    assert Identity.objects.get(kind="user_id").contact.name == "会员号完整"
+    joined = dict(Contact.objects.values_list("name", "attributes"))
+    assert (
+        joined["浮点"] == joined["科学计数完整"] == joined["会员号完整"] == {"joined": "2024-03-05"}
+    )
+    errors = {e["row"]: e for e in job.result["errors"]}
+    assert errors[4]["column"] == "手机" and "scientific notation" in errors[4]["message"]
+    assert "1.38001E+10" not in errors[4]["message"]  # a phone: masked in the job's result
+    assert errors[5]["column"] == "用户ID" and "1.23457E+17" in errors[5]["message"]
+    # an xlsx number cell holding a phone, written as a float
+    xlsx = xlsx_bytes([["手机", "姓名"], [13800138004.0, "表格"], [13800138000, "浮点"]])
+    job = run_import(client, capture, "contacts", xlsx, "f.xlsx")
+    assert (job.result["created"], job.result["unchanged"], job.result["failed"]) == (1, 1, 0)
+    assert Identity.objects.get(contact__name="表格").masked == "138****8004"
+
+
+def test_phones_and_emails_of_failed_rows_stay_out_of_the_database(
+    cast, api, django_capture_on_commit_callbacks
+):
+    """The job's result is kept in the database and shown to owners and admins without a
+    reveal: invalid phones and emails are masked there; the report (audited) has the row as
+    it was sent."""
+    rows = [
+        ["手机", "邮箱", "姓名"],
+        ["1380013800", "", "少一位"],
+        ["", "wang@@example.com", "坏邮箱"],
+        ["139-0013-80000", "", "多一位"],
+    ]
+    client = api("operator")
+    job = run_import(client, django_capture_on_commit_callbacks, "contacts", csv_bytes(rows))
+    assert job.result["failed"] == 3
+    text = all_tables_text()
+    for clear in ("1380013800", "wang@@example.com", "139-0013-80000"):
+        assert clear not in text
+    errors = {e["row"]: e for e in job.result["errors"]}
+    assert errors[2]["message"] == "not a valid phone number: 13******00"
+    assert errors[3]["reason"] == "不是有效的邮箱地址：w***@@example.com"
+    got = client.get(f"/api/v1/imports/{job.pk}").json()
+    assert "1380013800" not in str(got["errors"])
+    report = report_rows(client, job)
+    assert report[1][:2] == ["1380013800", ""] and report[1][-1].endswith("1380013800")
+
+
+def test_a_nul_character_fails_its_row_not_the_whole_import(
+    cast, api, django_capture_on_commit_callbacks
+):
+    """A UTF-16 file can hold U+0000: PostgreSQL refuses it, which failed the whole job (the
+    good rows of the batch with it) with a database error; SQLite stored it."""
+    rows = [
+        ["手机", "姓名", "城市"],
+        ["13800138001", "好", "上海"],
+        ["13800138002", "坏\x00名", "北京"],
+    ]
+    content = csv_bytes(rows, "utf-16", "\t")
+    job = run_import(api("admin"), django_capture_on_commit_callbacks, "contacts", content)
+    assert (job.result["created"], job.result["failed"]) == (1, 1), job.result
+    assert job.result["errors"][0]["column"] == "姓名"
+    assert list(Contact.objects.values_list("name", flat=True)) == ["好"]
+    orders = [
+        ["订单号", "手机号", "实付金额"],
+        ["N-1", "13800138001", "1"],
+        ["N-2", "138", "1\x00"],
+    ]
+    content = csv_bytes(orders, "utf-16", "\t")
+    job = run_import(api("admin"), django_capture_on_commit_callbacks, "orders", content)
+    assert (job.result["created"], job.result["failed"]) == (1, 1), job.result
+    assert job.result["errors"][0]["column"] == "实付金额"
+
+
+def test_the_report_cannot_run_formulas_and_imports_back(
+    cast, api, django_capture_on_commit_callbacks
+):
+    """Cells starting with = + - @ are written with a leading quote (Excel shows them as
+    text); importing the corrected report takes the quote off again."""
+    capture = django_capture_on_commit_callbacks
+    client = api("admin")
+    rows = [
+        ["手机", "姓名", "=城市"],
+        ["123", '=HYPERLINK("http://evil.example","点我")', "@SUM(1+1)"],
+        ["+86 139 0000 1111", "-2+3", "\t=1"],
+    ]
+    job = run_import(client, capture, "contacts", csv_bytes(rows))
+    assert job.result["failed"] == 1
+    report = report_rows(client, job)
+    assert report[0] == ["手机", "姓名", "'=城市", "行号", "错误原因"]
+    assert report[1][:3] == ["123", '\'=HYPERLINK("http://evil.example","点我")', "'@SUM(1+1)"]
+    assert report[1][4].startswith("手机：")
+    assert all(not cell.startswith(("=", "+", "-", "@")) for row in report for cell in row)
+    lee = Contact.objects.get()
+    assert lee.name == "-2+3"  # a CSV cell is text: nothing was quoted on the way in
+    # the corrected report goes back in as it is: the quotes come off
+    fixed = [report[0]] + [["13700002222", *report[1][1:]]]
+    job = run_import(client, capture, "contacts", csv_bytes(fixed), "report.csv")
+    assert (job.result["created"], job.result["failed"]) == (1, 0), job.result
+    assert Contact.objects.filter(name='=HYPERLINK("http://evil.example","点我")').exists()
 
 
 def test_a_row_whose_identities_belong_to_two_contacts_fails_whole(
@@ -558,6 +782,53 @@ def test_bulk_creation_writes_what_contact_create_writes(cast, system_actor):
     assert b["identities"] == [("phone", "139****1111")]
     for key in ("contact", "tags", "timeline", "audit"):
         assert a[key] == b[key], key
+
+
+def test_a_queued_import_whose_starter_may_no_longer_import_writes_nothing(cast, api):
+    """The role is checked again when the job runs, against what the starter is now (the
+    role recorded with the job could never have changed)."""
+    from siyu.accounts import actions as account_actions
+    from siyu.accounts.models import ApiKey, Membership
+
+    operator = Membership.objects.get(workspace=cast.workspace, staff=cast.operator.staff)
+    response = post_import(api("operator"), "contacts", csv_bytes(ROWS[:3]))
+    by_key = Job.objects.get(pk=response.json()["id"])
+    key = ApiKey.objects.get(prefix=by_key.actor_label.removeprefix("api-key:"))
+    account_actions.apikey_revoke(workspace=cast.workspace, actor=cast.owner.actor, key=key)
+    job_run(by_key.pk)
+    by_key.refresh_from_db()
+    assert by_key.status == Job.Status.FAILED and by_key.error == "发起导入的人当前的角色已无权导入"
+    # a staff member demoted to analyst after starting an import
+    from siyu.contacts.imports.uploads import upload_store
+
+    upload, table = upload_store(
+        workspace=cast.workspace,
+        actor=cast.operator.actor,
+        kind="contacts",
+        name="a.csv",
+        chunks=[csv_bytes(ROWS[:3])],
+    )
+    job = import_jobs.import_start(
+        workspace=cast.workspace,
+        actor=cast.operator.actor,
+        upload=upload,
+        names=table.names,
+        mapping=auto_map(CONTACTS, table.names, []),
+    )
+    account_actions.staff_set_role(
+        workspace=cast.workspace, actor=cast.owner.actor, membership=operator, role="analyst"
+    )
+    job_run(job.pk)
+    job.refresh_from_db()
+    assert job.status == Job.Status.FAILED and not Contact.objects.exists()
+    # back to operator: a re-run of the job goes through
+    account_actions.staff_set_role(
+        workspace=cast.workspace, actor=cast.owner.actor, membership=operator, role="operator"
+    )
+    Job.objects.filter(pk=job.pk).update(status=Job.Status.QUEUED)
+    job_run(job.pk)
+    job.refresh_from_db()
+    assert job.status == Job.Status.DONE and Contact.objects.count() == 2
 
 
 def test_a_job_whose_file_is_gone_fails_saying_so(cast, api):

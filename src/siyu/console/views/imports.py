@@ -282,8 +282,8 @@ def import_mapping(
                 lang=get_language() or "",
             )
         except AlreadyStarted as exc:
-            if exc.job is None:
-                raise Http404 from exc
+            if exc.job is None:  # the other click's job is not committed yet: the list has it
+                return redirect("console:imports", workspace.slug)
             return redirect("console:import_status", workspace.slug, exc.job.pk)
         except SiyuError as exc:
             if exc.status == 403:

@@ -34,9 +34,18 @@ from siyu.contacts.actions.contact import MAX_LENGTHS, IdentityInput
 from siyu.contacts.actions.identity import identity_hash
 from siyu.contacts.attributes import coerce_value
 from siyu.contacts.imports.mapping import ATTR, IDENTITY_KINDS, fold
-from siyu.contacts.imports.rows import Counts, Report, RowProblem, parse_date, unquote
+from siyu.contacts.imports.rows import (
+    Counts,
+    Report,
+    RowProblem,
+    check_cells,
+    parse_date,
+    unquote,
+    whole_number,
+)
 from siyu.contacts.models import (
     AttributeDefinition,
+    AttributeType,
     Contact,
     ContactTag,
     Gender,
@@ -71,6 +80,24 @@ class Ident:
     @property
     def key(self) -> tuple[str, str]:
         return (self.kind, self.hash)
+
+
+def parse_identity(kind: str, raw: str, column: str) -> Ident:
+    """A cell as an identity, or RowProblem (phones and emails quoted as PII). Long numbers a
+    spreadsheet wrote in scientific notation are refused (their digits are lost) rather than
+    imported as another person's ID; a phone read from a number column ('13800138000.0')
+    is taken as its digits."""
+    pii = kind if kind in MASKED_KINDS else ""
+    text = (
+        raw
+        if kind == IdentityKind.EMAIL
+        else whole_number(raw, column, pii, float_ok=kind == IdentityKind.PHONE)
+    )
+    try:
+        value = normalize_identity(kind, text, column)
+    except ValidationError as exc:
+        raise RowProblem.of(column, exc, pii=pii) from exc
+    return Ident(kind, value, identity_hash(kind, value), column)
 
 
 @dataclass
@@ -131,6 +158,7 @@ class ContactImporter:
 
     def parse(self, row_no: int, cells: list[str]) -> ContactRow:
         row = ContactRow(row_no, cells)
+        check_cells(cells, [(index, column) for index, _key, column in self.columns])
         for index, key, column in self.columns:
             raw = unquote(cells[index].strip())
             if not raw:
@@ -143,12 +171,9 @@ class ContactImporter:
                         "%(value)s is masked; export with full phones and emails to import "
                         "the file again",
                         {"value": raw[:40]},
+                        pii=kind,
                     )
-                try:
-                    value = normalize_identity(kind, raw, column)
-                except ValidationError as exc:
-                    raise RowProblem.of(column, exc) from exc
-                row.identities.append(Ident(kind, value, identity_hash(kind, value), column))
+                row.identities.append(parse_identity(kind, raw, column))
             elif key == "gender":
                 gender = GENDERS.get(fold(raw)) or (raw if raw in Gender.values else None)
                 if gender is None:
@@ -179,6 +204,8 @@ class ContactImporter:
                 definition = self.attrs.get(key[len(ATTR) :])
                 if definition is None:
                     raise RowProblem(column, "the custom attribute was deleted")
+                if definition.type == AttributeType.DATE:  # '2026/1/31', an Excel day number
+                    raw = parse_date(raw, column).isoformat()
                 try:
                     row.attributes[definition.key] = coerce_value(definition, raw, column)
                 except ValidationError as exc:

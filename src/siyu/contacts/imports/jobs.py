@@ -14,6 +14,7 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import translation
 
+from siyu.accounts.models import ApiKey, Membership
 from siyu.accounts.permissions import Role, has_perm
 from siyu.contacts.imports.contacts import ContactImporter
 from siyu.contacts.imports.mapping import CONTACTS, ORDERS, mapping_problems
@@ -168,8 +169,10 @@ def _run(job: Job, progress, importer_class) -> dict[str, Any]:
 
 def _import(job: Job, progress, importer_class) -> dict[str, Any]:
     kind = KIND_OF_JOB[job.kind]
-    # Checked again at run time: a role changed since the import was asked for counts.
-    if not has_perm(job.actor_role, PERMS[kind]):
+    # Checked again at run time (a queued job, a job run again after a crash): the role that
+    # counts is the one its starter has now, not the one recorded with the job.
+    role = _role_now(job)
+    if role is None or not has_perm(role, PERMS[kind]):
         raise SiyuError("the role of who started this import may not import any more")
     path = job_upload_path(job)
     if path is None:
@@ -200,6 +203,31 @@ def _import(job: Job, progress, importer_class) -> dict[str, Any]:
         "encoding": table.encoding,
         "delimiter": table.delimiter,
     }
+
+
+def _role_now(job: Job) -> str | None:
+    """The current role of who started the job: a staff member's membership (None once they
+    left the workspace or were deactivated), an API key's while it is not revoked; the
+    system's (CLI) as recorded."""
+    if job.created_by_id is not None:
+        return (
+            Membership.objects.filter(
+                workspace_id=job.workspace_id, staff_id=job.created_by_id, staff__is_active=True
+            )
+            .values_list("role", flat=True)
+            .first()
+        )
+    if job.actor_label.startswith("api-key:"):
+        return (
+            ApiKey.objects.filter(
+                workspace_id=job.workspace_id,
+                prefix=job.actor_label.removeprefix("api-key:"),
+                revoked_at__isnull=True,
+            )
+            .values_list("role", flat=True)
+            .first()
+        )
+    return job.actor_role
 
 
 def _batches(importer, rows):

@@ -118,8 +118,10 @@ MULTI = frozenset({"tags"})  # fields several columns may be mapped to
 
 
 def fold(header: str) -> str:
-    """The form headers are compared in: '手机号码（必填）' -> '手机号码', 'User_ID' -> 'userid'."""
+    """The form headers are compared in: '手机号码（必填）' -> '手机号码', 'User_ID' -> 'userid'.
+    Invisible format characters (a second BOM, zero-width spaces pasted from the web) go."""
     text = unicodedata.normalize("NFKC", header or "").lower()
+    text = "".join(c for c in text if unicodedata.category(c) != "Cf")
     text = re.sub(r"\([^)]*\)|\[[^\]]*\]|【[^】]*】", "", text)
     return re.sub(r"[\s_\-.*:#/]+", "", text)
 

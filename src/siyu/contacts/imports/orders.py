@@ -18,19 +18,19 @@ from django.db import IntegrityError, transaction
 from siyu.contacts.actions import contact_create
 from siyu.contacts.actions.bulk import ContactDraft, contacts_create_many
 from siyu.contacts.actions.contact import IdentityInput
-from siyu.contacts.actions.identity import identity_hash
-from siyu.contacts.imports.contacts import Ident
+from siyu.contacts.imports.contacts import MASKED_KINDS, Ident, parse_identity
 from siyu.contacts.imports.mapping import IDENTITY_KINDS, ITEM_FIELDS, fold
 from siyu.contacts.imports.rows import (
     Counts,
     Report,
     RowProblem,
+    check_cells,
     money_text,
     parse_datetime,
     unquote,
+    whole_number,
 )
 from siyu.contacts.models import Contact, Identity, Source
-from siyu.contacts.normalize import normalize_identity
 from siyu.core.audit import Actor
 from siyu.core.errors import SiyuError, ValidationError
 from siyu.core.models import Workspace
@@ -107,6 +107,9 @@ class OrderImporter:
 
     def parse(self, rows: list[tuple[int, list[str]]]) -> OrderGroup:
         group = OrderGroup(rows)
+        mapped = [(i, self.names[i]) for i in self.index.values()]
+        for _row_no, cells in rows:
+            check_cells(cells, mapped)
         for key in ORDER_LEVEL:
             if key not in self.index:
                 continue
@@ -127,6 +130,7 @@ class OrderImporter:
         external_id = group.values.get("external_id", "")
         if not external_id:
             raise RowProblem(self.column("external_id"), "the order ID is empty")
+        external_id = whole_number(external_id, self.column("external_id"))
         status = group.values.get("status", "")
         if status and fold(status) not in COMPLETED:
             raise RowProblem(
@@ -139,19 +143,14 @@ class OrderImporter:
             if not raw:
                 continue
             kind = IDENTITY_KINDS[key]
-            if "*" in raw and key != "user_id":
+            if "*" in raw and kind in MASKED_KINDS:
                 raise RowProblem(
                     self.column(key),
                     "%(value)s is masked; the full value is needed",
                     {"value": raw[:40]},
+                    pii=kind,
                 )
-            try:
-                value = normalize_identity(kind, raw, self.column(key))
-            except ValidationError as exc:
-                raise RowProblem.of(self.column(key), exc) from exc
-            group.identities.append(
-                Ident(kind, value, identity_hash(kind, value), self.column(key))
-            )
+            group.identities.append(parse_identity(kind, raw, self.column(key)))
         if not group.identities:
             raise RowProblem("", "no phone, user ID or email: the order's customer cannot be found")
         payload: dict[str, Any] = {"external_id": external_id}

@@ -26,6 +26,11 @@ _CHUNK = 1 << 20
 _XLSX_MAGIC = b"PK\x03\x04"
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0"  # the old binary .xls (and .et / .doc) container
 _XLSX_UNPACKED_FACTOR = 20  # refuse an xlsx that unpacks to more than 20x the size cap
+# openpyxl streams the worksheets in read-only mode but reads every other part it uses whole
+# into memory (the shared strings above all: one Python string each). A few kilobytes of
+# deflated XML can unpack to gigabytes, so those parts have their own, much smaller caps.
+_XLSX_PART_CAP = 16 * 1024 * 1024  # styles, workbook, relationships, theme, properties
+_ZIP_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)  # what Excel, WPS and others write
 
 
 class ImportFileError(SiyuError):
@@ -62,7 +67,7 @@ class Table:
         """(row number, cells) for every non-empty data row, cells padded or cut to the
         header's width."""
         width = len(self.header)
-        source = _csv_rows(self) if self.fmt == "csv" else _xlsx_rows(self.path)
+        source = _csv_rows(self) if self.fmt == "csv" else _xlsx_rows(self.path, width)
         max_rows = settings.SIYU_IMPORT_MAX_ROWS
         for number, cells in source:
             if number == 1:
@@ -110,7 +115,7 @@ def open_table(path: Path) -> Table:
     fmt = sniff_format(path)
     if fmt == "xlsx":
         table = Table(path=path, fmt="xlsx", header=[])
-        header_source = _xlsx_rows(path)
+        header_source = _xlsx_rows(path, None)  # the header row in full, however wide
     else:
         encoding = detect_encoding(path)
         table = Table(
@@ -141,16 +146,30 @@ def open_table(path: Path) -> Table:
 # --- CSV -------------------------------------------------------------------------------------
 
 
-def _decodes(path: Path, encoding: str) -> bool:
+def _first_bad_byte(path: Path, encoding: str) -> int | None:
+    """The offset of the first byte that does not decode, or None when the file decodes."""
     decoder = codecs.getincrementaldecoder(encoding)("strict")
-    try:
-        with open(path, "rb") as f:
-            while chunk := f.read(_CHUNK):
-                decoder.decode(chunk)
-            decoder.decode(b"", final=True)
-    except UnicodeDecodeError:
-        return False
-    return True
+    pos = 0
+    with open(path, "rb") as f:
+        while True:
+            chunk = f.read(_CHUNK)
+            pending = len(decoder.getstate()[0])  # bytes of a character cut by the chunk
+            try:
+                decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as exc:
+                return pos - pending + exc.start
+            if not chunk:
+                return None
+            pos += len(chunk)
+
+
+def _line_of(path: Path, offset: int) -> int:
+    line, pos = 1, 0
+    with open(path, "rb") as f:
+        while pos < offset and (chunk := f.read(min(_CHUNK, offset - pos))):
+            line += chunk.count(b"\n")
+            pos += len(chunk)
+    return line
 
 
 def detect_encoding(path: Path) -> str:
@@ -164,10 +183,16 @@ def detect_encoding(path: Path) -> str:
         raise ImportFileError(
             "this is not a text (CSV) or Excel (.xlsx) file; save the sheet as CSV UTF-8 or .xlsx"
         )
-    for encoding in ("utf-8", "gb18030"):
-        if _decodes(path, encoding):
-            return encoding
-    raise ImportFileError("the text is neither UTF-8 nor GBK; save the sheet as CSV UTF-8 or .xlsx")
+    bad = _first_bad_byte(path, "utf-8")
+    if bad is None:
+        return "utf-8"
+    if _first_bad_byte(path, "gb18030") is None:
+        return "gb18030"
+    raise ImportFileError(
+        "the text is neither UTF-8 nor GBK (line %(line)s is the first that is not UTF-8); "
+        "save the sheet as CSV UTF-8 or .xlsx",
+        params={"line": _line_of(path, bad)},
+    )
 
 
 def detect_delimiter(path: Path, encoding: str) -> str:
@@ -232,24 +257,65 @@ def cell_text(value: Any) -> str:
 
 
 def _check_zip(path: Path) -> None:
+    """Refuse an xlsx that would take far more memory or time to read than its size says (a
+    zip bomb): the whole unpacked, the shared strings and every part read whole are capped."""
+    from openpyxl.packaging.manifest import Manifest
+    from openpyxl.packaging.relationship import get_dependents, get_rels_path
+    from openpyxl.reader.excel import _find_workbook_part
+    from openpyxl.xml.constants import ARC_CONTENT_TYPES, SHARED_STRINGS
+    from openpyxl.xml.functions import fromstring
+
+    limit = settings.SIYU_IMPORT_MAX_BYTES
+    too_large = ImportFileError("the Excel file is too large once unpacked; save it as CSV")
+    unreadable = ImportFileError("not a readable Excel (.xlsx) file")
     try:
         with zipfile.ZipFile(path) as archive:
-            unpacked = sum(info.file_size for info in archive.infolist())
-            names = set(archive.namelist())
-    except zipfile.BadZipFile as exc:
-        raise ImportFileError("not a readable Excel (.xlsx) file") from exc
-    if unpacked > settings.SIYU_IMPORT_MAX_BYTES * _XLSX_UNPACKED_FACTOR:
-        raise ImportFileError("the Excel file is too large once unpacked; save it as CSV")
-    if "xl/workbook.xml" not in names:
-        raise ImportFileError("not a readable Excel (.xlsx) file")
+            infos = {info.filename: info for info in archive.infolist()}
+            if sum(info.file_size for info in infos.values()) > limit * _XLSX_UNPACKED_FACTOR:
+                raise too_large
+            if any(info.compress_type not in _ZIP_METHODS for info in infos.values()):
+                raise unreadable
+
+            def small(name: str) -> str:
+                if name not in infos:
+                    raise unreadable
+                if infos[name].file_size > _XLSX_PART_CAP:
+                    raise too_large
+                return name
+
+            # the parts that say where everything is, found the way openpyxl finds them
+            manifest = Manifest.from_tree(fromstring(archive.read(small(ARC_CONTENT_TYPES))))
+            workbook = _find_workbook_part(manifest).PartName[1:]
+            small(workbook)
+            rels = get_dependents(archive, small(get_rels_path(workbook)))
+            strings = manifest.find(SHARED_STRINGS)
+            strings = strings.PartName[1:] if strings is not None else ""
+            whole = {ARC_CONTENT_TYPES, workbook, get_rels_path(workbook), strings}
+            streamed = {
+                rel.target
+                for rel in rels
+                if rel.Type.endswith("/worksheet") and rel.target not in whole
+            }
+            for name, info in infos.items():
+                if name in streamed:
+                    continue
+                cap = limit if name == strings else _XLSX_PART_CAP
+                if info.file_size > cap:
+                    raise too_large
+    except ImportFileError:
+        raise
+    except Exception as exc:  # BadZipFile, broken XML, no workbook part, ...
+        raise unreadable from exc
 
 
-def _xlsx_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
+def _xlsx_rows(path: Path, width: int | None) -> Iterator[tuple[int, list[str]]]:
+    """The first sheet's rows, each cut to `width` cells (the header's): a stray cell far to
+    the right (XFD9) must not make every row 16,384 cells long."""
     from openpyxl import load_workbook
 
     _check_zip(path)
     try:
-        book = load_workbook(path, read_only=True, data_only=True)
+        book = load_workbook(path, read_only=True, data_only=True, keep_links=False)
     except Exception as exc:  # openpyxl raises many types for a broken file
         raise ImportFileError("not a readable Excel (.xlsx) file") from exc
     try:
@@ -258,7 +324,8 @@ def _xlsx_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
         sheet = book.worksheets[0]
         sheet.reset_dimensions()  # some writers record a wrong size; read every row
         try:
-            for number, values in enumerate(sheet.iter_rows(values_only=True), start=1):
+            rows = sheet.iter_rows(max_col=width, values_only=True)
+            for number, values in enumerate(rows, start=1):
                 yield number, [cell_text(v) for v in values]
         except ImportFileError:
             raise

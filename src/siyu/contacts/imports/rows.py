@@ -7,6 +7,7 @@ import datetime
 import re
 import zoneinfo
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -20,31 +21,106 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 class RowProblem(Exception):
-    """Why a row was not imported: the column (its header) and a message template."""
+    """Why a row was not imported: the column (its header) and a message template.
 
-    def __init__(self, column: str, template: str, params: dict[str, Any] | None = None):
+    `pii` names the kind ("phone", "email") of the value the params quote: the error report
+    repeats it as the uploader sent it, the job's result (kept in the database, shown to
+    everyone who may follow the import) only masked."""
+
+    def __init__(
+        self,
+        column: str,
+        template: str,
+        params: dict[str, Any] | None = None,
+        *,
+        pii: str = "",
+    ):
         self.column = column
         self.template = template
         self.params = params or {}
+        self.pii = pii
         self.line: int | str | None = None  # the row of an order's line the problem is in
         super().__init__(self.english)
 
     @classmethod
-    def of(cls, column: str, exc: SiyuError) -> "RowProblem":
+    def of(cls, column: str, exc: SiyuError, *, pii: str = "") -> "RowProblem":
         """An error raised by an action, kept as its template (translated later)."""
-        return cls(column, exc.template, exc.params)
+        return cls(column, exc.template, exc.params, pii=pii)
+
+    def _params(self, masked: bool) -> dict[str, Any]:
+        if not (masked and self.pii):
+            return self.params
+        return {
+            k: mask_text(self.pii, v) if isinstance(v, str) else v for k, v in self.params.items()
+        }
+
+    def _english(self, masked: bool) -> str:
+        params = self._params(masked)
+        text = self.template % params if params else self.template
+        return f"row {self.line}: {text}" if self.line is not None else text
 
     @property
     def english(self) -> str:
-        text = self.template % self.params if self.params else self.template
-        return f"row {self.line}: {text}" if self.line is not None else text
+        return self._english(masked=False)
 
-    def localized(self) -> str:
+    @property
+    def english_masked(self) -> str:
+        return self._english(masked=True)
+
+    def localized(self, *, masked: bool = False) -> str:
+        params = self._params(masked)
         text = gettext(self.template)
-        text = text % self.params if self.params else text
+        text = text % params if params else text
         if self.line is not None:
             text = gettext("row %(row)s: %(problem)s") % {"row": self.line, "problem": text}
         return text
+
+
+def mask_text(kind: str, value: str) -> str:
+    """A phone or email as a person typed it (maybe invalid), masked: '1380013800' ->
+    '13******00', 'wang@@example.com' -> 'w***@@example.com'."""
+    if kind == "email" and "@" in value[1:]:
+        local, _, domain = value.partition("@")
+        return local[:1] + "***@" + domain
+    keep = min(3, len(value) // 4)
+    return value[:keep] + "*" * (len(value) - 2 * keep) + (value[-keep:] if keep else "")
+
+
+_SCIENTIFIC = re.compile(r"^\d(?:\.(\d+))?[eE]\+?(\d{1,2})$")
+_WHOLE_FLOAT = re.compile(r"^(\d{5,})\.0+$")
+
+
+def whole_number(text: str, column: str, pii: str = "", *, float_ok: bool = False) -> str:
+    """An ID or phone as its digits, undoing what spreadsheets do to long numbers:
+    '1.3800138E+10' is refused (Excel kept only the first digits), '1.3800138000E+10' (every
+    digit shown) becomes '13800138000', and with `float_ok` '13800138000.0' (a number column
+    saved by pandas or WPS) becomes '13800138000'. Anything else is returned as it is."""
+    match = _SCIENTIFIC.match(text)
+    if match:
+        value = Decimal(text)
+        digits = len(str(int(value)))
+        shown = 1 + len(match.group(1) or "")
+        if value == value.to_integral_value() and shown >= digits:
+            return str(int(value))
+        raise RowProblem(
+            column,
+            "%(value)s is a long number the spreadsheet shortened to scientific notation, so "
+            "its last digits are lost; format the column as text, enter the numbers again and "
+            "save",
+            {"value": text[:40]},
+            pii=pii,
+        )
+    if float_ok and (whole := _WHOLE_FLOAT.match(text)):
+        return whole.group(1)
+    return text
+
+
+def check_cells(cells: list[str], columns: list[tuple[int, str]]) -> None:
+    """RowProblem for a mapped cell holding a NUL character (a damaged file; PostgreSQL
+    refuses it, and the whole batch with it)."""
+    for index, column in columns:
+        if "\x00" in cells[index]:
+            raise RowProblem(column, "contains a NUL character; the file is damaged")
 
 
 def unquote(value: str) -> str:
@@ -68,8 +144,9 @@ _EXCEL_EPOCH = datetime.datetime(1899, 12, 30)
 
 
 def parse_date(text: str, column: str) -> datetime.date:
-    """'2026-01-31', '2026/1/31', '2026.1.31', '2026年1月31日', '20260131', or an Excel date
-    (a date-time at midnight, or a day number written as text)."""
+    """'2026-01-31', '2026/1/31', '2026.1.31', '2026年1月31日', '20260131', or an Excel date:
+    a date-time (its date; '2026-01-31 00:00:00' from an xlsx, the '2026/1/31 0:00' Excel
+    writes into a CSV) or a day number written as text."""
     text = text.strip()
     match = _DATE.match(text) or _COMPACT_DATE.match(text)
     try:
@@ -77,8 +154,8 @@ def parse_date(text: str, column: str) -> datetime.date:
             return datetime.date(*(int(g) for g in match.groups()))
         if _EXCEL_SERIAL.match(text):
             return (_EXCEL_EPOCH + datetime.timedelta(days=int(float(text)))).date()
-        if len(text) > 10 and text[10] in " T":  # a date-time at midnight from Excel
-            return datetime.datetime.fromisoformat(text).date()
+        if (stamp := _DATETIME.match(text)) and stamp.group(4) is not None:
+            return datetime.date(*(int(g) for g in stamp.groups()[:3]))
     except ValueError:
         pass
     raise RowProblem(column, "not a date: %(value)s (write it as 2026-01-31)", {"value": text[:40]})
@@ -170,6 +247,9 @@ class Counts:
     errors: list[dict[str, Any]] = field(default_factory=list)
 
     def fail(self, report: Report, row_no: int, cells: list[str], problem: RowProblem) -> None:
+        """The row goes to the report with the reason as it is (the report holds the row as
+        it was sent anyway); the first problems go to the job's result with phones and
+        emails masked."""
         self.failed += 1
         reason = problem.localized()
         shown = (
@@ -183,8 +263,8 @@ class Counts:
                 {
                     "row": row_no,
                     "column": problem.column,
-                    "message": problem.english,
-                    "reason": reason,
+                    "message": problem.english_masked,
+                    "reason": problem.localized(masked=True),
                 }
             )
 
