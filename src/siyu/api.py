@@ -7,6 +7,7 @@ from siyu.contacts.imports.api import imports_router
 from siyu.core.api import ApiKeyAuth, install_error_handlers
 from siyu.tracking.api import events_router
 from siyu.tracking.orders_api import orders_router
+from siyu.tracking.products_api import products_router
 
 api = NinjaAPI(
     title="siyu API",
@@ -24,4 +25,5 @@ api.add_router("/v1/tags", tags_router)
 api.add_router("/v1/attributes", attributes_router)
 api.add_router("/v1", events_router)
 api.add_router("/v1", orders_router)
+api.add_router("/v1", products_router)
 api.add_router("/v1/imports", imports_router)

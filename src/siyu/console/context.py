@@ -8,6 +8,7 @@ from siyu.accounts.permissions import Role
 NAV = [
     ("console:contacts", _("Contacts"), "contacts.view"),
     ("console:tags", _("Tags"), "contacts.view"),
+    ("console:products", _("Products"), "contacts.view"),
     ("console:imports", _("Imports"), "contacts.import"),
     ("console:staff", _("Staff"), "staff.view"),
     ("console:apikeys", _("API keys"), "apikeys.manage"),

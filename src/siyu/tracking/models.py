@@ -234,3 +234,52 @@ class DailyEventCount(WorkspaceScoped):
         indexes = [
             models.Index(fields=["workspace", "event", "day"], name="dailyevent_ws_event_day")
         ]
+
+
+class Product(WorkspaceScoped):
+    """One product of the brand's catalog, built from the Segment e-commerce events that name
+    it (products.py; docs/tracking.md, "Products"). `product_id` is the event's `product_id`,
+    else its `sku`. The attributes follow the latest event by timestamp: an older event that
+    arrives late never overwrites them (it only fills blanks), and an empty value never
+    clears one. `views` / `adds` count `Product Viewed` / `Product Added` events."""
+
+    # No index of its own: the unique constraint and every index start with it (as Event).
+    workspace = models.ForeignKey(
+        "core.Workspace", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    product_id = models.CharField(max_length=255)
+    sku = models.CharField(max_length=255, blank=True, default="")
+    name = models.CharField(max_length=255, blank=True, default="")
+    category = models.CharField(max_length=255, blank=True, default="")
+    brand = models.CharField(max_length=255, blank=True, default="")
+    variant = models.CharField(max_length=255, blank=True, default="")
+    price_fen = models.BigIntegerField(null=True, blank=True)
+    # of the price (3 letters); empty while no price is known
+    currency = models.CharField(max_length=3, blank=True, default="")
+    url = models.CharField(max_length=2048, blank=True, default="")
+    image_url = models.CharField(max_length=2048, blank=True, default="")
+    # the timestamps of the earliest and the latest event naming the product
+    first_seen_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+    views = models.BigIntegerField(default=0)
+    adds = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "product_id"], name="product_id_unique")
+        ]
+        indexes = [
+            # the catalog, newest seen first (keyset paged)
+            models.Index(fields=["workspace", "-last_seen_at", "-id"], name="product_ws_seen"),
+            models.Index(
+                fields=["workspace", "category", "-last_seen_at", "-id"],
+                name="product_ws_category",
+            ),
+            # name-prefix search (PostgreSQL also gets a varchar_pattern_ops index for LIKE,
+            # see migration 0007)
+            models.Index(fields=["workspace", "name", "id"], name="product_ws_name"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name or self.product_id

@@ -1,17 +1,27 @@
 """Reads of the tracking app: write keys of a workspace, the ingestion lag that
-`siyu check` and the console show, and one contact's aggregates for the profile."""
+`siyu check` and the console show, one contact's aggregates for the profile, and the
+product catalog."""
 
 import datetime
 import zoneinfo
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import QuerySet, Sum
+from django.db.models import Q, QuerySet, Sum
 from django.utils import timezone
 
 from siyu.contacts.models import Contact
+from siyu.core.errors import NotFound
 from siyu.core.models import Workspace
-from siyu.tracking.models import ContactStats, DailyEventCount, Event, EventStatus, WriteKey
+from siyu.core.paging import newest_first_page
+from siyu.tracking.models import (
+    ContactStats,
+    DailyEventCount,
+    Event,
+    EventStatus,
+    Product,
+    WriteKey,
+)
 from siyu.tracking.orders import yuan
 
 
@@ -120,4 +130,48 @@ def contact_summary(
         last_channel=stats.last_channel if stats else "",
         last_event_at=stats.last_event_at if stats else None,
         daily=[{"day": d.isoformat(), "n": int(per_day.get(d) or 0)} for d in window],
+    )
+
+
+# --- the product catalog -----------------------------------------------------------------------
+
+PRODUCT_SEARCH_MAX = 255
+
+
+def products(workspace: Workspace, q: str = "", category: str = "") -> QuerySet[Product]:
+    """The workspace's products; `q` matches a name prefix (the (workspace, name) indexes
+    serve it) or a product id exactly, `category` exactly."""
+    qs = Product.objects.filter(workspace=workspace)
+    q = q.strip()[:PRODUCT_SEARCH_MAX]
+    if q:
+        qs = qs.filter(Q(name__startswith=q) | Q(product_id=q))
+    if category:
+        qs = qs.filter(category=category)
+    return qs
+
+
+def product_page(
+    qs: QuerySet[Product], cursor: str = "", limit: int = 50
+) -> tuple[list[Product], str | None]:
+    """One page, newest seen first (last_seen_at desc, id desc), and the next cursor; a
+    cursor this list did not write is a ValidationError naming `cursor`."""
+    return newest_first_page(qs, "last_seen_at", cursor, limit)
+
+
+def get_product(workspace: Workspace, product_id: str) -> Product:
+    """The workspace's product with this id; NotFound otherwise (another workspace's too)."""
+    product = Product.objects.filter(workspace=workspace, product_id=product_id).first()
+    if product is None:
+        raise NotFound("product not found")
+    return product
+
+
+def product_categories(workspace: Workspace, limit: int = 200) -> list[str]:
+    """The categories in use, for the console's filter (the category index serves it)."""
+    return list(
+        Product.objects.filter(workspace=workspace)
+        .exclude(category="")
+        .order_by("category")
+        .values_list("category", flat=True)
+        .distinct()[:limit]
     )

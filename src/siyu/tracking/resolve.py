@@ -30,6 +30,7 @@ from siyu.tracking.models import Event, EventStatus, IngestState, MessageType
 from siyu.tracking.orders import ORDER_EVENTS
 from siyu.tracking.pending import pending_ids, read_pending
 from siyu.tracking.pii import PII_KEYS, unseal
+from siyu.tracking.products import products_from_batch
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +177,7 @@ def _process_batch(workspace: Workspace, after_id: int, batch_size: int) -> tupl
         events = read_pending(workspace.pk, [i for i in ids if i not in known])
         if events:
             _Batch(workspace).run(events)
+        products_from_batch(workspace, ids)
     return len(known) + len(events), ids[-1]
 
 
