@@ -9,7 +9,8 @@ ALIASES = {
     "check": "siyu_check",
     "rotate-key": "rotate_key",
     "rebuild-aggregates": "rebuild_aggregates",
-    "cleanup-exports": "cleanup_exports",
+    "cleanup-files": "cleanup_files",
+    "cleanup-exports": "cleanup_files",  # its older name
     "django-check": "check",
 }
 
@@ -26,7 +27,8 @@ USAGE = """usage: siyu <command> [options]
   check                     database, migrations, worker, encryption key
   rotate-key                re-encrypt PII under a new encryption key
   rebuild-aggregates        recompute per-contact stats and daily event counts
-  cleanup-exports           delete export files past SIYU_EXPORT_RETENTION_HOURS
+  cleanup-files             delete export files and import reports past their retention
+                            and old import uploads (also: cleanup-exports)
 
 Any other Django management command works too (siyu shell, siyu makemigrations, ...).
 """

@@ -160,6 +160,16 @@ SIYU_EXPORT_RETENTION_HOURS = int(env("EXPORT_RETENTION_HOURS", "72"))
 # Imports (CSV / XLSX): the largest file accepted and the most data rows in one file.
 SIYU_IMPORT_MAX_BYTES = int(env("IMPORT_MAX_BYTES", str(50 * 1024 * 1024)))
 SIYU_IMPORT_MAX_ROWS = int(env("IMPORT_MAX_ROWS", "500000"))
+# Error reports of imports (the failed rows, phones and emails in clear): deleted this many
+# hours after the import finished.
+SIYU_IMPORT_REPORT_RETENTION_HOURS = int(env("IMPORT_REPORT_RETENTION_HOURS", "72"))
+# An upload larger than SIYU_IMPORT_MAX_BYTES is refused while it arrives, before Django
+# writes it to a temporary file (siyu/core/uploads.py); then the usual handlers.
+FILE_UPLOAD_HANDLERS = [
+    "siyu.core.uploads.LimitedUploadHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 
 LOGGING = {
     "version": 1,

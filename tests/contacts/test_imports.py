@@ -661,8 +661,9 @@ def test_api_mapping_overrides_and_errors_name_the_field(cast, api):
     assert snapshot_diff(before, db_snapshot()) == []
     assert uploads_left() == []
     with override_settings(SIYU_IMPORT_MAX_BYTES=10):
-        too_big = bad()
-    assert too_big["code"] == "invalid_file" and too_big["details"]["field"] == "file"
+        too_big = bad(status=413)
+    assert too_big["code"] == "file_too_large"
+    assert too_big["details"] == {"field": "file", "max_bytes": 10}
     empty = post_import(client, "contacts", b"")
     assert error_of(empty)["details"]["field"] == "file"
     assert uploads_left() == []

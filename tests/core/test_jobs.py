@@ -1,6 +1,7 @@
 """Background jobs: created in a transaction, run on commit, claimed once, with progress; and
 one real `siyu worker --batch` run against a file SQLite database."""
 
+import datetime
 import json
 import os
 import sqlite3
@@ -9,6 +10,7 @@ import sys
 import textwrap
 
 import pytest
+from django.utils import timezone
 
 from siyu.contacts import actions
 from siyu.contacts import tasks as contact_tasks
@@ -174,6 +176,108 @@ def test_an_unknown_tag_fails_the_job_without_tagging(
     assert job.status == "failed"
     assert "999999" in job.error
     assert ContactTag.objects.count() == before
+
+
+# --- heartbeats: a long job is never run twice, a job whose worker died is run again --------
+
+
+def running_job(cast, started_ago: datetime.timedelta, beat_ago: datetime.timedelta | None):
+    now = timezone.now()
+    return Job.objects.create(
+        workspace=cast.workspace,
+        kind="contacts.bulk_tag",
+        params={"filter": {}, "add": []},
+        status=Job.Status.RUNNING,
+        started_at=now - started_ago,
+        heartbeat_at=None if beat_ago is None else now - beat_ago,
+    )
+
+
+def test_only_jobs_without_a_recent_heartbeat_are_requeued(
+    cast, django_capture_on_commit_callbacks
+):
+    hours, minutes = datetime.timedelta(hours=1), datetime.timedelta(minutes=1)
+    long_and_alive = running_job(cast, started_ago=3 * hours, beat_ago=minutes)
+    dead = running_job(cast, started_ago=3 * hours, beat_ago=11 * minutes)
+    just_died = running_job(cast, started_ago=20 * minutes, beat_ago=9 * minutes)
+    old_without_beat = running_job(cast, started_ago=11 * minutes, beat_ago=None)
+    new_without_beat = running_job(cast, started_ago=5 * minutes, beat_ago=None)
+    with django_capture_on_commit_callbacks(execute=False) as enqueued:
+        assert jobs.jobs_requeue_stale() == 2
+    assert len(enqueued) == 2
+    status = dict(Job.objects.values_list("pk", "status"))
+    assert status[dead.pk] == status[old_without_beat.pk] == "queued"
+    for alive in (long_and_alive, just_died, new_without_beat):
+        assert status[alive.pk] == "running"
+    assert jobs.STALE_SECONDS == 600
+    with django_capture_on_commit_callbacks(execute=False):
+        assert jobs.jobs_requeue_stale(older_than_seconds=8 * 60) == 1  # just_died, now
+    assert Job.objects.get(pk=just_died.pk).status == "queued"
+
+
+def test_claim_and_progress_write_the_heartbeat(
+    cast, tagged_world, monkeypatch, django_capture_on_commit_callbacks
+):
+    """A job running longer than the stale threshold, reporting progress per batch, is left to
+    its worker by another worker's requeue."""
+    tag, _ = tagged_world
+    monkeypatch.setattr(contact_tasks, "BATCH", 3)
+    original = jobs.HANDLERS["contacts.bulk_tag"]
+    beats, requeued = [], []
+
+    def long_running(job, progress):
+        row = Job.objects.get(pk=job.pk)
+        assert row.heartbeat_at is not None and row.heartbeat_at >= row.started_at  # claimed
+
+        def slow(done, total=None):
+            # as if this job had started two hours ago and its last beat was long ago
+            long_ago = timezone.now() - datetime.timedelta(hours=2)
+            Job.objects.filter(pk=job.pk).update(started_at=long_ago, heartbeat_at=long_ago)
+            progress(done, total)
+            beats.append(Job.objects.get(pk=job.pk).heartbeat_at)
+            requeued.append(jobs.jobs_requeue_stale())  # another worker starting now
+
+        return original(job, slow)
+
+    monkeypatch.setitem(jobs.HANDLERS, "contacts.bulk_tag", long_running)
+    with django_capture_on_commit_callbacks(execute=True):
+        job = create_bulk_tag_job(cast, tag, source="douyin")
+    job.refresh_from_db()
+    assert job.status == "done", job.error
+    assert requeued == [0, 0, 0, 0]  # progress(0, 7), then batches of 3, 3 and 1
+    assert all(timezone.now() - beat < datetime.timedelta(minutes=1) for beat in beats)
+
+
+def test_the_worker_requeues_periodically_and_survives_a_failure(monkeypatch, caplog):
+    import collections
+    import threading
+    import time
+
+    from siyu.core.management.commands import worker
+
+    assert worker.REQUEUE_SECONDS * 5 <= jobs.STALE_SECONDS
+    assert worker.REQUEUE_SECONDS < worker.CLEANUP_SECONDS
+    # the housekeeping thread: requeue every REQUEUE_SECONDS, the files every CLEANUP_SECONDS
+    calls = collections.Counter()
+    monkeypatch.setattr(worker, "REQUEUE_SECONDS", 0.01)
+    monkeypatch.setattr(worker, "CLEANUP_SECONDS", 0.1)
+    monkeypatch.setattr(worker, "requeue_stale", lambda: calls.update(["requeue"]))
+    monkeypatch.setattr(worker, "cleanup_files", lambda: calls.update(["cleanup"]))
+    stop = threading.Event()
+    thread = threading.Thread(target=worker._housekeeping, args=(stop,))
+    thread.start()
+    time.sleep(0.5)
+    stop.set()
+    thread.join(timeout=2)
+    assert calls["requeue"] >= 5 and 1 <= calls["cleanup"] <= 6
+    assert calls["requeue"] > calls["cleanup"]
+    monkeypatch.undo()
+
+    def broken():
+        raise OSError("database gone")
+
+    monkeypatch.setattr(worker, "jobs_requeue_stale", broken)
+    assert worker.requeue_stale() == 0 and "requeueing stale jobs failed" in caplog.text
 
 
 # --- a real worker process ----------------------------------------------------------------

@@ -6,7 +6,7 @@ handler writes the file in id-ordered batches of 5,000 under
 are masked unless the export asked for them in clear AND the creator's role may reveal PII.
 
 The files hold customer data, so `exports_cleanup` (run by the worker every hour and by
-`siyu cleanup-exports`) deletes them `SIYU_EXPORT_RETENTION_HOURS` after the export finished,
+`siyu cleanup-files`) deletes them `SIYU_EXPORT_RETENTION_HOURS` after the export finished,
 marks the job expired (audited as `export.expire`) and removes stale `.part` files."""
 
 import csv

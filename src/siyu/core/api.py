@@ -10,6 +10,7 @@ from ninja.security import HttpBearer
 from siyu.accounts.access import key_actor, require
 from siyu.accounts.actions import apikey_authenticate
 from siyu.core.errors import SiyuError
+from siyu.core.uploads import TOO_LARGE, UploadTooLarge
 
 
 class ApiKeyAuth(HttpBearer):
@@ -40,6 +41,10 @@ def install_error_handlers(api: NinjaAPI) -> None:
 
     @api.exception_handler(NinjaValidationError)
     def validation_error(request, exc: NinjaValidationError):
+        if getattr(request, "upload_refused", "") == TOO_LARGE:
+            # The file was stopped while it arrived (siyu/core/uploads.py), so it is
+            # "missing": say what happened instead.
+            return siyu_error(request, UploadTooLarge("file"))
         first = exc.errors[0] if exc.errors else {}
         field = _field_of(list(first.get("loc", [])))
         errors = [

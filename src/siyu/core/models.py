@@ -81,6 +81,9 @@ class Job(WorkspaceScoped):
     )
     created_at = models.DateTimeField(default=now)
     started_at = models.DateTimeField(null=True, blank=True)
+    # Written when a worker claims the job and on every progress report: a running job whose
+    # heartbeat is old lost its worker and is queued again (core/jobs.py).
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

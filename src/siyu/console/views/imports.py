@@ -1,6 +1,8 @@
 """Importing contacts and orders: upload (step 1), choose what each column is with a preview
 of the first rows (step 2), follow the job and download the error report (step 3), and the
-list of past imports. Starting an import and downloading a report are audited."""
+list of past imports. Starting an import and downloading a report are audited. An error
+report past its retention (deleted by imports/cleanup.py) is shown as expired, and its
+download answers 410 Gone with the same message."""
 
 import csv
 import io
@@ -39,10 +41,17 @@ from siyu.contacts.imports.mapping import (
 from siyu.contacts.imports.orders import OrderImporter
 from siyu.contacts.imports.reading import ImportFileError, Table, column_letter
 from siyu.contacts.imports.rows import RowProblem
-from siyu.contacts.imports.uploads import Upload, job_report_path, upload_get, upload_store
+from siyu.contacts.imports.uploads import (
+    Upload,
+    job_report_path,
+    report_gone,
+    upload_get,
+    upload_store,
+)
 from siyu.core.audit import Actor
 from siyu.core.errors import SiyuError
 from siyu.core.models import Job, Workspace
+from siyu.core.uploads import UploadTooLarge, limit_mb, upload_refused
 
 PREVIEW_ROWS = 10
 HISTORY = 50
@@ -86,6 +95,7 @@ def import_list(request: HttpRequest, workspace: Workspace, actor: Actor) -> Htt
     labels = _labels()
     for job in jobs:
         job.import_kind = labels.get(KIND_OF_JOB.get(job.kind, ""), job.kind)
+        job.report_gone = report_gone(job)
     return render_ws(request, "console/imports/list.html", {"jobs": jobs})
 
 
@@ -104,6 +114,8 @@ def import_new(request: HttpRequest, workspace: Workspace, actor: Actor) -> Http
         try:
             if kind not in kinds:
                 require(actor, PERMS.get(kind, PERMS[CONTACTS]))
+            if upload_refused(request):  # stopped while it arrived: nothing was written
+                raise UploadTooLarge("file")
             if upload is None:
                 raise ImportFileError("choose a file to import")
             stored, _table = upload_store(
@@ -128,8 +140,8 @@ def import_new(request: HttpRequest, workspace: Workspace, actor: Actor) -> Http
     return render_ws(request, "console/imports/new.html", context, status=status)
 
 
-def _max_mb() -> int:
-    return settings.SIYU_IMPORT_MAX_BYTES // (1024 * 1024)
+def _max_mb() -> str:
+    return limit_mb(settings.SIYU_IMPORT_MAX_BYTES)
 
 
 @workspace_view("dashboard.view")
@@ -306,10 +318,19 @@ def import_status(
 ) -> HttpResponse:
     _kinds(actor)
     job = _job(workspace, actor, job_id)
-    context = {"job": job, "kind_label": _labels().get(KIND_OF_JOB.get(job.kind, ""), "")}
+    context = _status_context(job)
     if is_partial(request, f"import-{job.pk}"):
         return render_ws(request, "console/imports/_job.html", context)
     return render_ws(request, "console/imports/status.html", context)
+
+
+def _status_context(job: Job) -> dict:
+    return {
+        "job": job,
+        "kind_label": _labels().get(KIND_OF_JOB.get(job.kind, ""), ""),
+        "report_gone": report_gone(job),
+        "report_hours": settings.SIYU_IMPORT_REPORT_RETENTION_HOURS,
+    }
 
 
 @workspace_view("dashboard.view")
@@ -317,8 +338,11 @@ def import_status(
 def import_report(
     request: HttpRequest, workspace: Workspace, actor: Actor, job_id: int
 ) -> HttpResponse:
+    """The error report; 410 with the import's page saying so once it has expired."""
     _kinds(actor)
     job = _job(workspace, actor, job_id)
+    if report_gone(job):  # deleted after its retention (or gone from the disk)
+        return render_ws(request, "console/imports/status.html", _status_context(job), status=410)
     path = job_report_path(job) if job.status == Job.Status.DONE else None
     if path is None:
         raise Http404

@@ -1,6 +1,6 @@
 """Imports API: POST /api/v1/imports (multipart: `file`, `kind`, optional `mapping` JSON),
 GET /api/v1/imports (newest first), GET /api/v1/imports/{id} (progress, counts, the first
-errors), GET /api/v1/imports/{id}/report (the rows that failed, as CSV)."""
+errors), GET /api/v1/imports/{id}/report (the rows that failed, as CSV; 410 once expired)."""
 
 import datetime
 import json
@@ -21,11 +21,17 @@ from siyu.contacts.imports.jobs import (
     import_start,
 )
 from siyu.contacts.imports.mapping import KINDS, mapping_from_dict
-from siyu.contacts.imports.uploads import job_report_path, upload_discard_unstarted, upload_store
+from siyu.contacts.imports.uploads import (
+    job_report_path,
+    report_gone,
+    upload_discard_unstarted,
+    upload_store,
+)
 from siyu.core.audit import Actor
 from siyu.core.errors import NotFound, SiyuError, ValidationError
 from siyu.core.models import Job, Workspace
 from siyu.core.paging import newest_first_page
+from siyu.core.uploads import UploadTooLarge, upload_refused
 
 imports_router = Router(tags=["imports"])
 LANGS = {code for code, _name in settings.LANGUAGES}
@@ -56,6 +62,7 @@ class ImportOut(Schema):
     tags_created: int
     errors: list[ImportErrorOut]
     report_url: str | None
+    report_expired: bool
     error: str
 
 
@@ -66,7 +73,8 @@ class ImportList(Schema):
 
 def import_out(job: Job) -> dict:
     result = job.result or {}
-    has_report = job.status == Job.Status.DONE and bool(result.get("report"))
+    gone = report_gone(job)
+    has_report = job.status == Job.Status.DONE and bool(result.get("report")) and not gone
     return {
         "id": job.pk,
         "kind": KIND_OF_JOB.get(job.kind, job.kind),
@@ -98,6 +106,7 @@ def import_out(job: Job) -> dict:
             for e in result.get("errors", [])
         ],
         "report_url": f"/api/v1/imports/{job.pk}/report" if has_report else None,
+        "report_expired": gone,
         "error": job.error,
     }
 
@@ -126,7 +135,10 @@ def create_import(
     """Upload a CSV (UTF-8, UTF-8 with BOM, UTF-16 or GBK) or XLSX file and start importing
     it; 202 with the import, to be followed with `GET /imports/{id}`. Columns are mapped
     automatically from their headers (Chinese or English); `mapping` is a JSON object
-    `{"column header": "field"}` that overrides it (`""` or `null`: not imported)."""
+    `{"column header": "field"}` that overrides it (`""` or `null`: not imported). A file
+    larger than the limit answers 413 `file_too_large`, before it is stored anywhere."""
+    if upload_refused(request):  # (a refused upload usually stops at the file's validation)
+        raise UploadTooLarge("file")
     if kind not in KINDS:
         raise ValidationError(
             "kind", "expected one of %(choices)s", params={"choices": ", ".join(KINDS)}
@@ -183,9 +195,19 @@ def get_import(request: HttpRequest, job_id: int):
 @imports_router.get("/{job_id}/report", summary="The rows that were not imported (CSV)")
 def import_report(request: HttpRequest, job_id: int):
     """The failed rows as they were in the file, with `行号` (row number, the header is row
-    1) and `错误原因` (the reason) added; UTF-8 with a BOM. 404 when every row was imported."""
+    1) and `错误原因` (the reason) added; UTF-8 with a BOM. 404 when every row was imported,
+    410 `report_expired` once the report was deleted (SIYU_IMPORT_REPORT_RETENTION_HOURS after
+    the import finished)."""
     workspace, actor = request.workspace, request.actor
     job = _job(workspace, actor, job_id)
+    if report_gone(job):
+        raise SiyuError(
+            "the error report has expired: reports are deleted %(hours)s hours after the "
+            "import finished",
+            code="report_expired",
+            status=410,
+            params={"hours": settings.SIYU_IMPORT_REPORT_RETENTION_HOURS},
+        )
     path = job_report_path(job) if job.status == Job.Status.DONE else None
     if path is None:
         raise NotFound("this import has no error report")

@@ -5,7 +5,8 @@ description (`<token>.json`: kind, original name, who uploaded it). Starting the
 renames the description to `<token>.started` (atomic: a double click starts one job); the
 job deletes the data when it is done, since the file holds phones and emails in clear.
 Uploads never started are deleted after a day, anything left behind after a week. Error
-reports live in `reports/` beside them."""
+reports live in `reports/` beside them, deleted SIYU_IMPORT_REPORT_RETENTION_HOURS after the
+import finished (see cleanup.py, run by the worker every hour)."""
 
 import datetime
 import json
@@ -21,12 +22,16 @@ from django.conf import settings
 from django.utils import timezone
 
 from siyu.contacts.imports.mapping import KINDS
-from siyu.contacts.imports.reading import ImportFileError, Table, open_table, sniff_format
+from siyu.contacts.imports.reading import Table, open_table, sniff_format
 from siyu.core.audit import Actor
 from siyu.core.errors import ValidationError
 from siyu.core.models import Job, Workspace
+from siyu.core.uploads import UploadTooLarge
 
 TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+# The files of an upload: its data, its description, the description once started, and the
+# data while it is being written.
+UPLOAD_NAME = re.compile(r"^([A-Za-z0-9_-]{16,64})\.(csv|xlsx|json|started|part)$")
 UNSTARTED_TTL = datetime.timedelta(days=1)
 LEFTOVER_TTL = datetime.timedelta(days=7)
 
@@ -79,7 +84,7 @@ def upload_store(
     *, workspace: Workspace, actor: Actor, kind: str, name: str, chunks: Iterable[bytes]
 ) -> tuple[Upload, Table]:
     """Save an uploaded file and check that it reads as a table. Raises ValidationError
-    (field `kind`) or ImportFileError (field `file`); nothing is kept then."""
+    (field `kind`), ImportFileError or UploadTooLarge (field `file`); nothing is kept then."""
     if kind not in KINDS:
         raise ValidationError(
             "kind", "expected one of %(choices)s", params={"choices": "contacts, orders"}
@@ -95,11 +100,8 @@ def upload_store(
         with open(partial, "wb") as out:
             for chunk in chunks:
                 size += len(chunk)
-                if size > limit:
-                    raise ImportFileError(
-                        "the file is larger than %(mb)s MB; split it into smaller files",
-                        params={"mb": limit // (1024 * 1024)},
-                    )
+                if size > limit:  # LimitedUploadHandler stops most such uploads earlier
+                    raise UploadTooLarge("file", limit)
                 out.write(chunk)
         fmt = sniff_format(partial)
         upload = Upload(
@@ -168,9 +170,23 @@ def job_upload_path(job: Job) -> Path | None:
 
 
 def job_report_path(job: Job) -> Path | None:
-    """The error report of a finished import job, if there is one."""
+    """The error report of a finished import job, if there is one and it has not expired."""
+    if report_expired(job):
+        return None
     name = (job.result or {}).get("report", "")
     return _inside(imports_root(), name)
+
+
+def report_expired(job: Job) -> bool:
+    """The cleanup deleted this job's error report (imports/cleanup.py)."""
+    return bool((job.result or {}).get("report_expired"))
+
+
+def report_gone(job: Job) -> bool:
+    """A finished import that had an error report which is no longer there to download
+    (expired, or gone from the disk)."""
+    has_report = job.status == Job.Status.DONE and bool((job.result or {}).get("report"))
+    return has_report and job_report_path(job) is None
 
 
 def _inside(root: Path, name: str) -> Path | None:
@@ -198,20 +214,27 @@ def upload_discard_unstarted(upload: Upload) -> None:
 
 
 def upload_purge(workspace: Workspace) -> int:
-    """Delete uploads never started after a day and any upload left after a week."""
-    folder = upload_dir(workspace.slug)
-    if not folder.is_dir():
+    """Delete the workspace's uploads never started after a day and any upload left after a
+    week (a failed import's file). Run when someone uploads; the worker runs
+    `uploads_purge_folder` for every workspace every hour (imports/cleanup.py)."""
+    return uploads_purge_folder(upload_dir(workspace.slug))
+
+
+def uploads_purge_folder(folder: Path, now: datetime.datetime | None = None) -> int:
+    """The purge of one workspace's folder. Only regular files named like an upload are
+    deleted; symbolic links are never followed."""
+    if folder.is_symlink() or not folder.is_dir():
         return 0
-    now = timezone.now().timestamp()
+    now_ts = (now or timezone.now()).timestamp()
     removed = 0
-    for path in folder.iterdir():
-        if not path.is_file():
+    for path in sorted(folder.iterdir()):
+        match = UPLOAD_NAME.match(path.name)
+        if not match or path.is_symlink() or not path.is_file():
             continue
-        age = now - path.stat().st_mtime
-        token = path.name.split(".", 1)[0]
-        unstarted = (folder / f"{token}.json").exists()
+        token, suffix = match.groups()
+        unstarted = suffix == "part" or (folder / f"{token}.json").exists()
         ttl = UNSTARTED_TTL if unstarted else LEFTOVER_TTL
-        if age > ttl.total_seconds():
+        if now_ts - path.stat().st_mtime > ttl.total_seconds():
             path.unlink(missing_ok=True)
             removed += 1
     return removed

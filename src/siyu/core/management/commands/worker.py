@@ -2,6 +2,7 @@ import logging
 import os
 import socket
 import threading
+import time
 
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
@@ -13,7 +14,8 @@ from siyu.core.jobs import jobs_requeue_stale
 from siyu.core.models import WorkerHeartbeat
 
 HEARTBEAT_SECONDS = 5
-CLEANUP_SECONDS = 3600  # export files past their retention are deleted within the hour
+REQUEUE_SECONDS = 60  # jobs whose worker died are queued again within a minute of going stale
+CLEANUP_SECONDS = 3600  # export and import files past their time are deleted within the hour
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +53,46 @@ def cleanup_exports() -> str:
     return str(result) if result.changed else ""
 
 
+def cleanup_imports() -> str:
+    """Delete old uploads and expired import error reports (see contacts/imports/cleanup.py);
+    what was done, or "" if nothing. A failure is logged and never stops the worker."""
+    from siyu.contacts.imports.cleanup import imports_cleanup
+
+    try:
+        result = imports_cleanup()
+    except Exception:  # noqa: BLE001 - housekeeping must never kill the worker
+        log.exception("import cleanup failed")
+        return ""
+    return str(result) if result.changed else ""
+
+
+def cleanup_files() -> list[str]:
+    """The export and the import cleanup, each on its own: one failing does not stop the
+    other. What was done, one line per cleanup that did something."""
+    done = [("export cleanup", cleanup_exports()), ("import cleanup", cleanup_imports())]
+    return [f"{name}: {text}" for name, text in done if text]
+
+
+def requeue_stale() -> int:
+    """Queue again the jobs whose worker died (no heartbeat for jobs.STALE_SECONDS)."""
+    try:
+        return jobs_requeue_stale()
+    except Exception:  # noqa: BLE001 - housekeeping must never kill the worker
+        log.exception("requeueing stale jobs failed")
+        return 0
+
+
 def _housekeeping(stop: threading.Event) -> None:
-    """Every CLEANUP_SECONDS, in its own thread so that a slow disk never delays a beat."""
-    while not stop.wait(CLEANUP_SECONDS):
+    """Every REQUEUE_SECONDS the stale jobs, every CLEANUP_SECONDS the files; in its own thread
+    so that a slow disk never delays a beat."""
+    last_cleanup = time.monotonic()
+    while not stop.wait(REQUEUE_SECONDS):
         try:
             close_old_connections()
-            cleanup_exports()
+            requeue_stale()
+            if time.monotonic() - last_cleanup >= CLEANUP_SECONDS:
+                last_cleanup = time.monotonic()
+                cleanup_files()
         finally:
             connection.close()
 
@@ -74,12 +110,11 @@ class Command(BaseCommand):
         beat = threading.Thread(target=_beat, args=(worker_id, timezone.now(), stop), daemon=True)
         beat.start()
         self.stdout.write(f"siyu worker {worker_id} started")
-        requeued = jobs_requeue_stale()
+        requeued = requeue_stale()  # once now, then every REQUEUE_SECONDS
         if requeued:
             self.stdout.write(f"requeued {requeued} job(s) a stopped worker left running")
-        cleaned = cleanup_exports()  # once now, then every CLEANUP_SECONDS
-        if cleaned:
-            self.stdout.write(f"export cleanup: {cleaned}")
+        for line in cleanup_files():  # once now, then every CLEANUP_SECONDS
+            self.stdout.write(line)
         housekeeping = threading.Thread(target=_housekeeping, args=(stop,), daemon=True)
         housekeeping.start()
         try:
