@@ -319,6 +319,9 @@ def main() -> None:
     print(f"accept: {accepted_events:,} events in {accept_s:.1f} s = {accepted_per_s:,.0f}/s")
 
     _delete_queued_tasks()
+    if connection.vendor == "postgresql" and os.environ.get("BENCH_ANALYZE"):
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
     if os.environ.get("BENCH_SQL"):
         _time_statements()
     profiler = None

@@ -119,6 +119,19 @@ def _source(columns: Sequence[tuple[str, str]], chunk: Sequence[Sequence[Any]]):
     return f"(SELECT {named} FROM (VALUES {values}) AS raw)", params
 
 
+def execute_with_rows(
+    sql: str, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]]
+) -> None:
+    """Run `sql`, in which `{rows}` stands for a derived table of `rows` (named, typed
+    columns as in update_from_values), once per chunk of rows."""
+    if not rows:
+        return
+    with _cursor() as cursor:
+        for chunk in _chunks(rows):
+            source, params = _source(columns, chunk)
+            cursor.execute(sql.replace("{rows}", source), params)
+
+
 def update_from_values(
     table: str,
     columns: Sequence[tuple[str, str]],

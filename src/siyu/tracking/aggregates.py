@@ -76,10 +76,63 @@ def touch(workspace: Workspace, contact_ids: Iterable[int | None]) -> None:
         recompute(workspace, ids)
 
 
-def recompute_on_merge(workspace: Workspace, mapping: dict[int, int]) -> None:
-    """Merge hook (TrackingConfig.ready, after events and orders moved): the survivors' rows
-    are recomputed; the others' rows go with them (CASCADE)."""
-    touch(workspace, set(mapping.values()))
+def combine_on_merge(workspace: Workspace, mapping: dict[int, int]) -> None:
+    """Merge hook (TrackingConfig.ready, after events and orders moved): the others' rows are
+    added to their survivors' (an event or an order belongs to one contact, so sums are
+    exact) with one upsert per table, instead of re-reading the survivors' whole history.
+    The others' own rows go with them (CASCADE). A survivor whose latest event ties in time
+    with an other's is recomputed (the tie is broken by event id, which the rows lack)."""
+    if not mapping:
+        return
+    pairs = sorted(mapping.items())
+    daily = DailyEventCount._meta.db_table
+    sqlbulk.execute_with_rows(
+        f"INSERT INTO {daily} (workspace_id, contact_id, day, event, count) "
+        f"SELECT d.workspace_id, v.survivor, d.day, d.event, d.count FROM {daily} d "
+        "JOIN {rows} AS v ON d.contact_id = v.other "
+        f"WHERE d.workspace_id = {int(workspace.pk)} "
+        f"ON CONFLICT (contact_id, day, event) DO UPDATE SET count = {daily}.count + "
+        "excluded.count",
+        [("other", "int"), ("survivor", "int")],
+        pairs,
+    )
+    rows = {
+        s.contact_id: s
+        for s in ContactStats.objects.filter(
+            workspace=workspace, contact_id__in=set(mapping) | set(mapping.values())
+        )
+    }
+    combined: dict[int, ContactStats] = {}
+    ties: set[int] = set()
+    for other, survivor in pairs:
+        theirs = rows.get(other)
+        if theirs is None:
+            continue
+        mine = combined.get(survivor) or rows.get(survivor)
+        if mine is None:
+            mine = ContactStats(workspace=workspace, contact_id=survivor, last_channel="")
+            mine.order_count = mine.net_spend_fen = 0
+        mine.order_count += theirs.order_count
+        mine.net_spend_fen += theirs.net_spend_fen
+        if theirs.last_order_at and (
+            not mine.last_order_at or theirs.last_order_at > mine.last_order_at
+        ):
+            mine.last_order_at = theirs.last_order_at
+        if theirs.last_event_at and mine.last_event_at == theirs.last_event_at:
+            ties.add(survivor)
+        elif theirs.last_event_at and (
+            not mine.last_event_at or theirs.last_event_at > mine.last_event_at
+        ):
+            mine.last_event_at, mine.last_channel = theirs.last_event_at, theirs.last_channel
+        combined[survivor] = mine
+    if combined:
+        ContactStats.objects.bulk_create(
+            list(combined.values()),
+            update_conflicts=True,
+            unique_fields=["contact"],
+            update_fields=STATS_FIELDS,
+        )
+    touch(workspace, ties)
 
 
 def recompute(workspace: Workspace, contact_ids: Iterable[int]) -> None:

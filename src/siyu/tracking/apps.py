@@ -8,11 +8,11 @@ class TrackingConfig(AppConfig):
 
     def ready(self) -> None:
         from siyu.contacts.actions.merge import register_merge_hook
-        from siyu.tracking.aggregates import recompute_on_merge
+        from siyu.tracking.aggregates import combine_on_merge
         from siyu.tracking.orders import move_orders_on_merge
         from siyu.tracking.resolve import move_events_on_merge
 
         register_merge_hook(move_events_on_merge)
         register_merge_hook(move_orders_on_merge)
-        # after the two above: the survivor's aggregates from its moved events and orders
-        register_merge_hook(recompute_on_merge)
+        # after the two above: the survivors' aggregates plus the others'
+        register_merge_hook(combine_on_merge)

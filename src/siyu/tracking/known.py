@@ -28,6 +28,7 @@ from siyu.tracking import aggregates, bulk
 from siyu.tracking.models import Event, EventStatus, MessageType
 from siyu.tracking.orders import ORDER_EVENTS
 
+PLANNED_ON = (Identity,)
 STALE_ROWS = 1000
 STALE_SHARE = 0.2
 
@@ -46,16 +47,19 @@ class _Known:
         }
 
 
-def _refresh_statistics(cursor, table: str) -> None:
-    """ANALYZE a table whose statistics are far behind (a burst of ingest grows the identity
-    table faster than autovacuum looks at it). With stale statistics the planner takes the
-    identity table for tiny and filters a workspace's identities once per event: quadratic."""
+def refresh_statistics(cursor) -> None:
+    """ANALYZE the identity table when its statistics are far behind: a burst of ingest grows
+    it faster than autovacuum looks at it (or autovacuum is off). With stale statistics the
+    planner takes it for tiny and filters a workspace's identities once per event:
+    quadratic. Only this table: the event statements name events by primary key, and
+    analysing the contact and aggregate tables inside the batch too made its commit take
+    seconds (measured; the cause is not pinned down)."""
     cursor.execute(
         "SELECT relname, n_live_tup, n_mod_since_analyze FROM pg_stat_user_tables "
         "WHERE relname = ANY(%s)",
-        [[table]],
+        [[m._meta.db_table for m in PLANNED_ON]],
     )
-    for _, live, changed in cursor.fetchall():
+    for table, live, changed in cursor.fetchall():
         if changed > STALE_ROWS and changed > STALE_SHARE * max(live, 1):
             cursor.execute(f"ANALYZE {table}")
 
@@ -112,7 +116,7 @@ def resolve_known(workspace, ids: list[int]) -> set[int]:
     }
     connection.ensure_connection()
     with psycopg.Cursor(connection.connection) as cursor:
-        _refresh_statistics(cursor, identities)
+        refresh_statistics(cursor)
         cursor.execute(sql, params, binary=True)
         rows = cursor.fetchall()
     if not rows:
