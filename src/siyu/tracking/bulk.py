@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.utils import timezone
 
-from siyu.contacts.actions.contact import PROFILE_FIELDS
+from siyu.contacts.actions.contact import PROFILE_FIELDS, apply_changes
 from siyu.contacts.actions.merge import fill_from, move_owned_rows
 from siyu.contacts.models import PII_KINDS, Contact, Identity, TimelineEntry
 from siyu.core import crypto, sqlbulk
@@ -149,20 +149,10 @@ class _Replay:
     def _update(self, ref: int, profile: dict, attrs: dict) -> None:
         """contact_update's rules: only what differs is written, with one timeline row."""
         contact = self.contacts[ref]
-        before: dict[str, Any] = {}
-        after: dict[str, Any] = {}
-        for key, value in profile.items():
-            if getattr(contact, key) != value:
-                before[key], after[key] = getattr(contact, key), value
-                setattr(contact, key, value)
-        merged = dict(contact.attributes)
-        for key, value in attrs.items():
-            if merged.get(key) != value:
-                before[f"attributes.{key}"], after[f"attributes.{key}"] = merged.get(key), value
-                merged[key] = value
+        before, after = apply_changes(contact, profile, attrs)
         if not after:
             return
-        contact.attributes, contact.updated_at = merged, self.now
+        contact.updated_at = self.now
         self.dirty.add(ref)
         self.timeline.append((ref, "updated", {"fields": sorted(after)}))
         self.audits.append((ref, "contact.update", _jsonable(before), _jsonable(after)))

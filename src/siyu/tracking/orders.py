@@ -252,11 +252,10 @@ def order_create(
     )
 
 
-def _create(workspace, actor, contact, data: OrderInput, source, message_id) -> Order:
-    now = timezone.now()
-    order = Order.objects.create(
+def _unsaved_order(workspace, contact_id, data: OrderInput, source, message_id, now) -> Order:
+    return Order(
         workspace=workspace,
-        contact=contact,
+        contact_id=contact_id,
         external_id=data.external_id,
         currency=data.currency,
         total_fen=data.total_fen,
@@ -270,32 +269,41 @@ def _create(workspace, actor, contact, data: OrderInput, source, message_id) -> 
         created_at=now,
         updated_at=now,
     )
-    OrderItem.objects.bulk_create(
-        [
-            OrderItem(
-                workspace=workspace,
-                order=order,
-                product_id=i.product_id,
-                sku=i.sku,
-                name=i.name,
-                category=i.category,
-                price_fen=i.price_fen,
-                quantity=i.quantity,
-                line_total_fen=i.line_total_fen,
-            )
-            for i in data.items
-        ]
-    )
+
+
+def _unsaved_items(workspace, order: Order, data: OrderInput) -> list[OrderItem]:
+    return [
+        OrderItem(
+            workspace=workspace,
+            order_id=order.pk,
+            product_id=i.product_id,
+            sku=i.sku,
+            name=i.name,
+            category=i.category,
+            price_fen=i.price_fen,
+            quantity=i.quantity,
+            line_total_fen=i.line_total_fen,
+        )
+        for i in data.items
+    ]
+
+
+def _placed(order: Order, data: OrderInput) -> dict[str, Any]:
+    """The data of an order's `order_placed` timeline row."""
+    return {
+        "order_id": order.external_id,
+        "total": yuan(order.total_fen),
+        "currency": order.currency,
+        "items": len(data.items),
+    }
+
+
+def _create(workspace, actor, contact, data: OrderInput, source, message_id) -> Order:
+    order = _unsaved_order(workspace, contact.pk, data, source, message_id, timezone.now())
+    order.save(force_insert=True)
+    OrderItem.objects.bulk_create(_unsaved_items(workspace, order, data))
     audit(workspace=workspace, actor=actor, action="order.create", obj=order, after=snapshot(order))
-    timeline_add(
-        contact,
-        "order_placed",
-        actor,
-        order_id=order.external_id,
-        total=yuan(order.total_fen),
-        currency=order.currency,
-        items=len(data.items),
-    )
+    timeline_add(contact, "order_placed", actor, **_placed(order, data))
     aggregates.touch(workspace, [contact.pk])
     return order
 
@@ -475,41 +483,16 @@ def orders_from_events(
         return
     now = timezone.now()
     orders = [
-        Order(
-            workspace=workspace,
-            contact_id=contact_id,
-            external_id=data.external_id,
-            currency=data.currency,
-            total_fen=data.total_fen,
-            discount_fen=data.discount_fen,
-            shipping_fen=data.shipping_fen,
-            tax_fen=data.tax_fen,
-            channel=data.channel,
-            placed_at=data.placed_at,
-            source=OrderSource.EVENT,
-            message_id=event.message_id,
-            created_at=now,
-            updated_at=now,
-        )
+        _unsaved_order(workspace, contact_id, data, OrderSource.EVENT, event.message_id, now)
         for event, contact_id, data in new.values()
     ]
     sqlbulk.insert_rows(Order, orders)
     sqlbulk.insert_rows(
         OrderItem,
         [
-            OrderItem(
-                workspace=workspace,
-                order_id=order.pk,
-                product_id=i.product_id,
-                sku=i.sku,
-                name=i.name,
-                category=i.category,
-                price_fen=i.price_fen,
-                quantity=i.quantity,
-                line_total_fen=i.line_total_fen,
-            )
+            item
             for order, (_, _, data) in zip(orders, new.values(), strict=True)
-            for i in data.items
+            for item in _unsaved_items(workspace, order, data)
         ],
     )
     sqlbulk.insert_rows(
@@ -536,12 +519,7 @@ def orders_from_events(
                 workspace=workspace,
                 contact_id=order.contact_id,
                 kind="order_placed",
-                data={
-                    "order_id": order.external_id,
-                    "total": yuan(order.total_fen),
-                    "currency": order.currency,
-                    "items": len(data.items),
-                },
+                data=_placed(order, data),
                 actor_label=actor.label,
                 created_at=now,
             )

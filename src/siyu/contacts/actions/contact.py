@@ -127,18 +127,12 @@ def contact_create(
     return contact
 
 
-@transaction.atomic
-def contact_update(
-    *,
-    workspace: Workspace,
-    actor: Actor,
-    contact: Contact,
-    profile: dict[str, Any] | None = None,
-    attributes: dict[str, Any] | None = None,
-) -> Contact:
-    profile = clean_profile(profile or {})
-    attrs = clean_attributes(workspace, attributes or {})
-    contact = Contact.objects.select_for_update().get(pk=contact.pk, workspace=workspace)
+def apply_changes(
+    contact: Contact, profile: dict[str, Any], attrs: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Set on the in-memory contact what differs from cleaned profile fields and attributes
+    (an attribute set to None is removed); (before, after) of what changed, keyed by field
+    or `attributes.<key>`. Used by contact_update and by identity resolution's replay."""
     before: dict[str, Any] = {}
     after: dict[str, Any] = {}
     for key, value in profile.items():
@@ -154,9 +148,25 @@ def contact_update(
                 merged.pop(key, None)
             else:
                 merged[key] = value
+    contact.attributes = merged
+    return before, after
+
+
+@transaction.atomic
+def contact_update(
+    *,
+    workspace: Workspace,
+    actor: Actor,
+    contact: Contact,
+    profile: dict[str, Any] | None = None,
+    attributes: dict[str, Any] | None = None,
+) -> Contact:
+    profile = clean_profile(profile or {})
+    attrs = clean_attributes(workspace, attributes or {})
+    contact = Contact.objects.select_for_update().get(pk=contact.pk, workspace=workspace)
+    before, after = apply_changes(contact, profile, attrs)
     if not after:
         return contact
-    contact.attributes = merged
     contact.updated_at = timezone.now()
     contact.save()
     timeline_add(contact, "updated", actor, fields=sorted(after))
