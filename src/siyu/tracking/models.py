@@ -78,8 +78,14 @@ class Event(WorkspaceScoped):
     status = models.CharField(
         max_length=10, choices=EventStatus.choices, default=EventStatus.PENDING
     )
+    # indexed by event_contact_time (contact first): a second index would only cost writes
     contact = models.ForeignKey(
-        "contacts.Contact", null=True, blank=True, on_delete=models.SET_NULL, related_name="events"
+        "contacts.Contact",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="events",
+        db_index=False,
     )
     processed_at = models.DateTimeField(null=True, blank=True)
     # What identity resolution could not use (an invalid phone, an attribute that failed the
@@ -130,8 +136,13 @@ class Order(WorkspaceScoped):
     is integer fen (分). `external_id` is the brand's order id: unique per workspace, it makes
     creating an order idempotent."""
 
-    contact = models.ForeignKey(
-        "contacts.Contact", null=True, blank=True, on_delete=models.SET_NULL, related_name="orders"
+    contact = models.ForeignKey(  # indexed by order_contact_time (contact first)
+        "contacts.Contact",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="orders",
+        db_index=False,
     )
     external_id = models.CharField(max_length=255)
     status = models.CharField(
@@ -218,8 +229,11 @@ class DailyEventCount(WorkspaceScoped):
     the rollup segments read. `event` is the track event name, or "page" / "screen" /
     "identify" for those message types (group and alias are not counted)."""
 
-    contact = models.ForeignKey(
-        "contacts.Contact", on_delete=models.CASCADE, related_name="daily_event_counts"
+    contact = models.ForeignKey(  # indexed by dailyeventcount_unique (contact first)
+        "contacts.Contact",
+        on_delete=models.CASCADE,
+        related_name="daily_event_counts",
+        db_index=False,
     )
     day = models.DateField()
     event = models.CharField(max_length=255)
