@@ -39,6 +39,7 @@ from siyu.contacts.models import (
 from siyu.contacts.normalize import looks_like_pii, mask
 from siyu.contacts.queries import ContactFilter, visible_contacts
 from siyu.core.audit import Actor, audit
+from siyu.core.files import unlink_if_present
 from siyu.core.jobs import job_actor, job_create, job_handler
 from siyu.core.models import Job, Workspace
 
@@ -318,14 +319,6 @@ class CleanupResult:
         )
 
 
-def _unlink(path: Path) -> bool:
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        return False
-    return True
-
-
 def _expire_job(job_id: int, now: datetime.datetime, hours: int, result: CleanupResult) -> None:
     """Delete one finished export's file and mark the job expired, audited, once."""
     actor = Actor.system(CLEANUP_ACTOR)
@@ -336,7 +329,7 @@ def _expire_job(job_id: int, now: datetime.datetime, hours: int, result: Cleanup
         path = export_path(job)  # None unless a regular file inside the exports directory
         deleted = False
         if path is not None and _EXPORT_NAME.match(path.name):
-            deleted = _unlink(path)
+            deleted = unlink_if_present(path)
         job.result = {**(job.result or {}), "expired": True, "expired_at": now.isoformat()}
         Job.objects.filter(pk=job.pk).update(result=job.result)
         audit(
@@ -375,7 +368,7 @@ def _sweep_files(now: datetime.datetime, cutoff: datetime.datetime, result: Clea
             is_part = bool(match.group(2))
             if entry.stat().st_mtime >= (part_cutoff if is_part else file_cutoff):
                 continue
-            if _unlink(entry):
+            if unlink_if_present(entry):
                 log.info("deleted old export file %s/%s", folder.name, entry.name)
                 if is_part:
                     result.deleted_parts += 1

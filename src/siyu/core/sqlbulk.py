@@ -75,18 +75,22 @@ def least(*args: str) -> str:
 
 
 @contextlib.contextmanager
-def _cursor():
-    """On PostgreSQL, a cursor of the underlying psycopg connection (same transaction as
-    Django's), binding parameters on the server: the `%b` binary arrays need it. On SQLite,
-    Django's cursor."""
-    if connection.vendor != "postgresql":
-        with connection.cursor() as cursor:
-            yield cursor
-        return
+def pg_cursor():
+    """PostgreSQL only: a cursor of the underlying psycopg connection (the same transaction
+    as Django's) that binds parameters on the server, unlike Django's ClientCursor: `%b`
+    binary arrays need it, and no statement text is parsed and quoted client-side."""
     import psycopg
 
     connection.ensure_connection()
-    with psycopg.Cursor(connection.connection) as cursor:  # not Django's ClientCursor
+    with psycopg.Cursor(connection.connection) as cursor:
+        yield cursor
+
+
+@contextlib.contextmanager
+def _cursor():
+    """pg_cursor on PostgreSQL, Django's cursor on SQLite."""
+    manager = pg_cursor() if connection.vendor == "postgresql" else connection.cursor()
+    with manager as cursor:
         yield cursor
 
 

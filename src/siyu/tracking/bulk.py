@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.utils import timezone
 
-from siyu.contacts.actions.contact import PROFILE_FIELDS, apply_changes
+from siyu.contacts.actions.contact import PROFILE_FIELDS, apply_changes, jsonable
 from siyu.contacts.actions.merge import fill_from, move_owned_rows
 from siyu.contacts.models import PII_KINDS, Contact, Identity, TimelineEntry
 from siyu.core import crypto, sqlbulk
@@ -35,7 +35,6 @@ from siyu.tracking.orders import ORDER_COMPLETED, apply_order_event, orders_from
 if TYPE_CHECKING:
     from siyu.tracking.resolve import Ident, Parsed, _Batch
 
-CHUNK = 1000
 # Temporary ids of contacts a plan creates: above every real id, in creation order.
 TEMP_BASE = 1 << 60
 # What replaying a plan may change on a contact, with its type for sqlbulk.
@@ -71,10 +70,6 @@ class Plan:
         self.new[temp] = NewContact(source, profile, attrs, list(idents))
         self.ops.append(("create", temp))
         return temp
-
-
-def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: (v.isoformat() if isinstance(v, datetime.date) else v) for k, v in values.items()}
 
 
 def _fields(contact: Contact) -> dict[str, Any]:
@@ -139,7 +134,7 @@ class _Replay:
         )
         self.identities += [(temp, i) for i in new.idents]
         self.timeline.append((temp, "created", {"source": new.source}))
-        after = {**_jsonable(profile), "attributes": new.attrs, "tags": []}
+        after = {**jsonable(profile), "attributes": new.attrs, "tags": []}
         self.audits.append((temp, "contact.create", None, after))
 
     def _attach(self, ref: int, ident: "Ident") -> None:
@@ -155,7 +150,7 @@ class _Replay:
         contact.updated_at = self.now
         self.dirty.add(ref)
         self.timeline.append((ref, "updated", {"fields": sorted(after)}))
-        self.audits.append((ref, "contact.update", _jsonable(before), _jsonable(after)))
+        self.audits.append((ref, "contact.update", jsonable(before), jsonable(after)))
 
     def _merge(self, survivor: int, other: int) -> None:
         keep, gone = self.contacts[survivor], self.contacts[other]

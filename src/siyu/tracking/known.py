@@ -24,6 +24,7 @@ from typing import Any
 from django.db import connection
 
 from siyu.contacts.models import Identity, IdentityKind
+from siyu.core import sqlbulk
 from siyu.tracking import aggregates, bulk
 from siyu.tracking.models import Event, EventStatus, MessageType
 from siyu.tracking.orders import ORDER_EVENTS
@@ -68,8 +69,6 @@ def resolve_known(workspace, ids: list[int]) -> set[int]:
     """Resolve the qualifying events among these pending ones; the ids resolved."""
     if connection.vendor != "postgresql":
         return set()
-    import psycopg
-
     events, identities = Event._meta.db_table, Identity._meta.db_table
     now = datetime.datetime.now(datetime.UTC)
     sql = f"""
@@ -114,8 +113,7 @@ def resolve_known(workspace, ids: list[int]) -> set[int]:
         "anon_kind": IdentityKind.ANONYMOUS_ID,
         "now": now,
     }
-    connection.ensure_connection()
-    with psycopg.Cursor(connection.connection) as cursor:
+    with sqlbulk.pg_cursor() as cursor:
         refresh_statistics(cursor)
         cursor.execute(sql, params, binary=True)
         rows = cursor.fetchall()

@@ -10,6 +10,7 @@ from typing import Any
 from django.db import connection
 from django.db.models import Case, JSONField, Q, When
 
+from siyu.core import sqlbulk
 from siyu.tracking.models import Event, EventStatus, MessageType
 from siyu.tracking.orders import ORDER_EVENTS
 
@@ -80,8 +81,6 @@ def read_pending(workspace_id: int, ids: list[int]) -> list[PendingEvent]:
 
 
 def _read_postgresql(workspace_id: int, ids: list[int]) -> list[PendingEvent]:
-    import psycopg
-
     table = Event._meta.db_table
     sql = (
         "SELECT e.id, message_id, type, user_id, anonymous_id, previous_id, event, "
@@ -91,7 +90,6 @@ def _read_postgresql(workspace_id: int, ids: list[int]) -> list[PendingEvent]:
         "WHERE workspace_id = %s AND status = %s ORDER BY e.id"
     )
     params = [sorted(ORDER_EVENTS), ids, workspace_id, EventStatus.PENDING]
-    connection.ensure_connection()
-    with psycopg.Cursor(connection.connection) as cursor:
+    with sqlbulk.pg_cursor() as cursor:
         cursor.execute(sql, params, binary=True)
         return [PendingEvent(*row) for row in cursor.fetchall()]

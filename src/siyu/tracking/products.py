@@ -162,16 +162,13 @@ def _read(workspace: Workspace, ids: list[int]) -> list[tuple[int, str, Any, dat
                 event__in=names,
             ).values_list("id", "event", "properties", "timestamp")
         )
-    import psycopg
-
     sql = (
         "SELECT e.id, e.event, e.properties, e.timestamp "
         f"FROM unnest(%b::bigint[]) AS ids(id) JOIN {Event._meta.db_table} e ON e.id = ids.id "
         "WHERE e.workspace_id = %s AND e.status = %s AND e.type = %s AND e.event = ANY(%s)"
     )
     params = [ids, workspace.pk, EventStatus.PROCESSED, MessageType.TRACK, names]
-    connection.ensure_connection()
-    with psycopg.Cursor(connection.connection) as cursor:
+    with sqlbulk.pg_cursor() as cursor:
         cursor.execute(sql, params, binary=True)
         return cursor.fetchall()
 

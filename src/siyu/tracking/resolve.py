@@ -146,11 +146,8 @@ def identities_by_hash(workspace_id: int, hashes: list[str]) -> list[tuple]:
     """(kind, app id, value hash, contact id) of the workspace's identities with these
     hashes: one query with an array on PostgreSQL, chunks of IN (…) on SQLite."""
     if connection.vendor == "postgresql":
-        import psycopg
-
         table = Identity._meta.db_table
-        connection.ensure_connection()
-        with psycopg.Cursor(connection.connection) as cursor:
+        with sqlbulk.pg_cursor() as cursor:
             cursor.execute(
                 f"SELECT kind, app_id, value_hash, contact_id FROM {table} "
                 "WHERE workspace_id = %s AND value_hash = ANY(%b::text[])",

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from siyu.accounts.models import Membership
 from siyu.accounts.permissions import is_own_only
-from siyu.contacts.actions.contact import IdentityInput, _jsonable
+from siyu.contacts.actions.contact import IdentityInput, jsonable
 from siyu.contacts.actions.identity import build_identity
 from siyu.contacts.models import Contact, ContactTag, Identity, Tag, TimelineEntry
 from siyu.core.audit import Actor, audit_many
@@ -121,7 +121,7 @@ def contacts_create_many(
                 c.pk,
                 None,
                 {
-                    **_jsonable(d.profile),
+                    **jsonable(d.profile),
                     "attributes": c.attributes,
                     "tags": list(dict.fromkeys(d.tag_ids)),
                 },

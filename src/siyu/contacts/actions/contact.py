@@ -75,7 +75,8 @@ def resolve_owner(workspace: Workspace, owner_id: int | None) -> Staff | None:
     return membership.staff
 
 
-def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
+def jsonable(values: dict[str, Any]) -> dict[str, Any]:
+    """Dates as ISO text, for audit rows."""
     return {k: (v.isoformat() if isinstance(v, datetime.date) else v) for k, v in values.items()}
 
 
@@ -122,7 +123,7 @@ def contact_create(
         actor=actor,
         action="contact.create",
         obj=contact,
-        after={**_jsonable(profile), "attributes": attrs, "tags": [t.pk for t in tags]},
+        after={**jsonable(profile), "attributes": attrs, "tags": [t.pk for t in tags]},
     )
     return contact
 
@@ -175,8 +176,8 @@ def contact_update(
         actor=actor,
         action="contact.update",
         obj=contact,
-        before=_jsonable(before),
-        after=_jsonable(after),
+        before=jsonable(before),
+        after=jsonable(after),
     )
     return contact
 

@@ -16,7 +16,6 @@ import datetime
 import logging
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
@@ -30,6 +29,7 @@ from siyu.contacts.imports.uploads import (
     uploads_purge_folder,
 )
 from siyu.core.audit import Actor, audit
+from siyu.core.files import unlink_if_present
 from siyu.core.models import Job
 
 # What the job handler writes: "<job id>-<token>.csv" in `reports/`.
@@ -56,14 +56,6 @@ class ImportCleanupResult:
         )
 
 
-def _unlink(path: Path) -> bool:
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        return False
-    return True
-
-
 def _expire_report(
     job_id: int, now: datetime.datetime, hours: int, result: ImportCleanupResult
 ) -> None:
@@ -75,7 +67,7 @@ def _expire_report(
         path = job_report_path(job)  # None unless a regular file inside the imports folder
         deleted = False
         if path is not None and path.parent.name == "reports" and REPORT_NAME.match(path.name):
-            deleted = _unlink(path)
+            deleted = unlink_if_present(path)
         job.result = {
             **(job.result or {}),
             "report_expired": True,
@@ -114,7 +106,7 @@ def _sweep(now: datetime.datetime, cutoff: datetime.datetime, result: ImportClea
         for entry in sorted(reports.iterdir()):
             if not REPORT_NAME.match(entry.name) or entry.is_symlink() or not entry.is_file():
                 continue
-            if entry.stat().st_mtime < cutoff.timestamp() and _unlink(entry):
+            if entry.stat().st_mtime < cutoff.timestamp() and unlink_if_present(entry):
                 log.info("deleted old import report %s/reports/%s", folder.name, entry.name)
                 result.deleted_reports += 1
 
