@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "siyu.accounts",
     "siyu.contacts",
     "siyu.tracking",
+    "siyu.segments",
     "siyu.console",
 ]
 

@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class SegmentsConfig(AppConfig):
+    name = "siyu.segments"
+    label = "segments"
+    verbose_name = "segments, tiers and lifetime value"
