@@ -309,7 +309,13 @@ def test_endpoint_roles_agree_with_the_matrix():
 def test_matrix_meets_the_requirements():
     roles = {r.value: {p for p, held in MATRIX.items() if r in held} for r in Role}
     assert roles["owner"] == set(MATRIX), "owners hold every permission"
-    assert roles["analyst"] == {"dashboard.view", "contacts.view", "contacts.export"}
+    # analysts read and export; segments are read-only to them
+    assert roles["analyst"] == {
+        "dashboard.view",
+        "contacts.view",
+        "contacts.export",
+        "segments.view",
+    }
     for perm in ("staff.manage", "staff.view", "apikeys.manage", "settings.manage"):
         assert {r.value for r in MATRIX[perm]} == {"owner", "admin"}, perm
     assert {r.value for r in MATRIX["pii.reveal"]} == {"owner", "admin"}
@@ -320,6 +326,7 @@ def test_matrix_meets_the_requirements():
         "contacts.edit",
         "contacts.tag",
         "contacts.consent",
+        "segments.view",  # members limited to their own contacts
     }
     assert {r.value for r in OWN_ONLY} == {"agent"}
     assert set(DESCRIPTIONS) == set(MATRIX)

@@ -40,6 +40,9 @@ MATRIX: dict[str, frozenset[Role]] = {
     "apikeys.manage": frozenset({OWN, ADM}),
     "settings.manage": frozenset({OWN, ADM}),
     "audit.view": frozenset({OWN, ADM}),
+    "segments.view": ALL,
+    "segments.manage": frozenset({OWN, ADM, OPS}),
+    "scoring.manage": frozenset({OWN, ADM}),
 }
 
 # Roles whose contact permissions are limited to the contacts they own.
@@ -67,6 +70,9 @@ DESCRIPTIONS: dict[str, str] = {
     "apikeys.manage": "Create and revoke API keys",
     "settings.manage": "Change workspace settings",
     "audit.view": "Read and filter the audit log",
+    "segments.view": "See segments, their sizes and members (agents: their own contacts)",
+    "segments.manage": "Create, edit, refresh and archive segments; set static members",
+    "scoring.manage": "Change lifecycle, value tier and RFM thresholds; fit the CLV model",
 }
 
 

@@ -66,6 +66,7 @@ def _apply(segment: Segment, rows_sql, now, only: list[int] | None = None) -> di
         scope = f" AND m.contact_id IN ({', '.join(['%s'] * len(only))})"
         scope_params = list(only)
     ws, seg = segment.workspace_id, segment.pk
+    at = connection.ops.adapt_datetimefield_value(now)  # SQLite: Django's text format
     with connection.cursor() as cursor:
         cursor.execute(f"DROP TABLE IF EXISTS {TEMP}")
         cursor.execute(f"CREATE TEMPORARY TABLE {TEMP} (id bigint PRIMARY KEY)")
@@ -76,14 +77,14 @@ def _apply(segment: Segment, rows_sql, now, only: list[int] | None = None) -> di
             f"INSERT INTO {change} (workspace_id, segment_id, contact_id, kind, at) "
             f"SELECT %s, %s, n.id, %s, %s FROM {TEMP} n WHERE NOT EXISTS "
             f"(SELECT 1 FROM {member} m WHERE m.segment_id = %s AND m.contact_id = n.id)",
-            [ws, seg, ChangeKind.ENTERED, now, seg],
+            [ws, seg, ChangeKind.ENTERED, at, seg],
         )
         entered = cursor.rowcount
         cursor.execute(
             f"INSERT INTO {change} (workspace_id, segment_id, contact_id, kind, at) "
             f"SELECT %s, %s, m.contact_id, %s, %s FROM {member} m WHERE m.segment_id = %s"
             f"{scope} AND NOT EXISTS (SELECT 1 FROM {TEMP} n WHERE n.id = m.contact_id)",
-            [ws, seg, ChangeKind.EXITED, now, seg, *scope_params],
+            [ws, seg, ChangeKind.EXITED, at, seg, *scope_params],
         )
         exited = cursor.rowcount
         if exited:
@@ -98,7 +99,7 @@ def _apply(segment: Segment, rows_sql, now, only: list[int] | None = None) -> di
                 f"INSERT INTO {member} (workspace_id, segment_id, contact_id, entered_at) "
                 f"SELECT %s, %s, n.id, %s FROM {TEMP} n WHERE NOT EXISTS "
                 f"(SELECT 1 FROM {member} m WHERE m.segment_id = %s AND m.contact_id = n.id)",
-                [ws, seg, now, seg],
+                [ws, seg, at, seg],
             )
         cursor.execute(f"DROP TABLE {TEMP}")
     size = SegmentMember.objects.filter(segment_id=seg).count()

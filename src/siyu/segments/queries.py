@@ -1,0 +1,104 @@
+"""Reads for segments: lists, one segment, members, history, a rule's preview count and a
+contact's segments and scores. Every query is scoped by workspace (and, for agents, to the
+contacts they own)."""
+
+from typing import Any
+
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from siyu.contacts.queries import get_contact_for, visible_contacts
+from siyu.core.audit import Actor
+from siyu.core.errors import NotFound
+from siyu.core.models import Workspace
+from siyu.core.paging import newest_first_page
+from siyu.segments.compiler import segment_queryset
+from siyu.segments.models import (
+    ContactScore,
+    Segment,
+    SegmentChange,
+    SegmentMember,
+    SegmentSize,
+)
+from siyu.segments.rules import RuleContext, validate_rule
+
+
+def segments(workspace: Workspace, kind: str = "") -> QuerySet[Segment]:
+    qs = Segment.objects.filter(workspace=workspace, archived_at__isnull=True)
+    return qs.filter(kind=kind) if kind else qs
+
+
+def get_segment_for(workspace: Workspace, segment_id: Any) -> Segment:
+    try:
+        segment_id = int(segment_id)
+    except (TypeError, ValueError) as exc:
+        raise NotFound("segment not found") from exc
+    segment = segments(workspace).filter(pk=segment_id).select_related("workspace").first()
+    if segment is None:
+        raise NotFound("segment not found")
+    return segment
+
+
+def preview(workspace: Workspace, rule: Any, actor: Actor, segment_id: int | None = None) -> dict:
+    """How many contacts a rule selects now (validated first: a bad rule is a 422), and a
+    few of them the actor may see."""
+    clean = validate_rule(rule, RuleContext(workspace, segment_id))
+    qs = segment_queryset(workspace, clean, timezone.now())
+    sample = visible_contacts(workspace, actor).filter(pk__in=qs.values("pk"))
+    return {
+        "count": qs.count(),
+        "sample": list(sample.order_by("-id").values("id", "name")[:10]),
+        "rule": clean,
+    }
+
+
+def member_page(
+    workspace: Workspace, actor: Actor, segment: Segment, cursor: str, limit: int
+) -> tuple[list[SegmentMember], str | None]:
+    """Members, newest first; agents see their own contacts only."""
+    qs = SegmentMember.objects.filter(workspace=workspace, segment=segment).select_related(
+        "contact"
+    )
+    qs = qs.filter(contact_id__in=visible_contacts(workspace, actor).values("pk"))
+    return newest_first_page(qs, "entered_at", cursor, limit)
+
+
+def change_page(
+    workspace: Workspace, actor: Actor, segment: Segment, cursor: str, limit: int
+) -> tuple[list[SegmentChange], str | None]:
+    qs = SegmentChange.objects.filter(workspace=workspace, segment=segment).select_related(
+        "contact"
+    )
+    qs = qs.filter(contact_id__in=visible_contacts(workspace, actor).values("pk"))
+    return newest_first_page(qs, "at", cursor, limit)
+
+
+def size_history(segment: Segment, limit: int = 500) -> list[SegmentSize]:
+    rows = SegmentSize.objects.filter(segment=segment).order_by("-at")[:limit]
+    return list(reversed(rows))
+
+
+def contact_segments(workspace: Workspace, actor: Actor, contact_id: Any) -> list[dict]:
+    contact = get_contact_for(workspace, actor, contact_id)
+    rows = (
+        SegmentMember.objects.filter(
+            workspace=workspace, contact=contact, segment__archived_at__isnull=True
+        )
+        .select_related("segment")
+        .order_by("segment__kind", "segment__name")
+    )
+    return [
+        {
+            "id": m.segment_id,
+            "name": m.segment.name,
+            "kind": m.segment.kind,
+            "builtin_key": m.segment.builtin_key,
+            "entered_at": m.entered_at,
+        }
+        for m in rows
+    ]
+
+
+def contact_score(workspace: Workspace, actor: Actor, contact_id: Any) -> ContactScore | None:
+    contact = get_contact_for(workspace, actor, contact_id)
+    return ContactScore.objects.filter(workspace=workspace, contact=contact).first()
