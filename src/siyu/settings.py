@@ -164,6 +164,11 @@ SIYU_IMPORT_MAX_ROWS = int(env("IMPORT_MAX_ROWS", "500000"))
 # Error reports of imports (the failed rows, phones and emails in clear): deleted this many
 # hours after the import finished.
 SIYU_IMPORT_REPORT_RETENTION_HOURS = int(env("IMPORT_REPORT_RETENTION_HOURS", "72"))
+# Dynamic and built-in segments (and stages, tiers, RFM) are recomputed this often by the
+# worker; real-time segments also follow each processed event. The CLV model is refitted
+# nightly at this hour of the workspace's time zone.
+SIYU_SEGMENT_REFRESH_MINUTES = int(env("SEGMENT_REFRESH_MINUTES", "15"))
+SIYU_CLV_FIT_HOUR = int(env("CLV_FIT_HOUR", "3"))
 # An upload larger than SIYU_IMPORT_MAX_BYTES is refused while it arrives, before Django
 # writes it to a temporary file (siyu/core/uploads.py); then the usual handlers.
 FILE_UPLOAD_HANDLERS = [

@@ -38,6 +38,10 @@ from siyu.segments import catalog
 from siyu.segments.models import ContactScore, SegmentMember
 from siyu.tracking.models import ContactStats, DailyEventCount, Event, EventStatus, Order, OrderItem
 
+# Explicit constants: Django drops an empty Q() from an OR, which would turn "anything or
+# X" into "X".
+TRUE = Q(pk__isnull=False)
+FALSE = Q(pk__isnull=True)
 # message types counted in DailyEventCount under their own name
 TYPE_EVENTS = ("page", "screen", "identify")
 
@@ -91,13 +95,13 @@ def segment_queryset(workspace: Workspace, rule: dict, now: datetime.datetime) -
 def compile_rule(node: dict, ws: int, clock: Clock) -> Q:
     kind = node["type"]
     if kind == "and":
-        q = Q()
+        q = TRUE
         for child in node["rules"]:
             q &= compile_rule(child, ws, clock)
         return q
     if kind == "or":
         if not node["rules"]:
-            return Q(pk__in=[])
+            return FALSE
         q = compile_rule(node["rules"][0], ws, clock)
         for child in node["rules"][1:]:
             q |= compile_rule(child, ws, clock)
@@ -148,8 +152,8 @@ def compare(path: str, type_: str, op: str, value: Any, clock: Clock, nullable: 
 
 
 def _is_set(path: str, type_: str, nullable: bool) -> Q:
-    q = Q(**{f"{path}__isnull": False}) if nullable else Q()
-    if type_ == "text":
+    q = Q(**{f"{path}__isnull": False}) if nullable else TRUE
+    if type_ in ("text", "choice"):  # a blank text is "not set"
         q &= ~Q(**{path: ""})
     return q
 
@@ -243,6 +247,8 @@ def _anniversary(path: str, today: datetime.date, days: int) -> Q:
     after_first = Q(GreaterThanOrEqual(month_day, Value(first_key)))
     before_last = Q(LessThanOrEqual(month_day, Value(last_key)))
     inside = after_first & before_last if first_key <= last_key else after_first | before_last
+    if days >= 365:  # a whole year: every date comes round
+        inside = TRUE if "__" not in path else Q(attributes__has_key=path.split("__", 1)[1])
     return present & inside
 
 

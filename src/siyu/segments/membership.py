@@ -42,35 +42,64 @@ def refresh_segment(segment: Segment, *, now=None) -> dict:
 
 
 def refresh_contacts(segment: Segment, contact_ids: Iterable[int], *, now=None) -> dict:
-    """Re-evaluate the segment for a few contacts only (real time, after their events)."""
+    """Re-evaluate the segment for a few contacts only (real time, after their events): the
+    rule restricted to them, compared with their stored memberships; writes only changes."""
     ids = sorted(set(contact_ids))
     now = now or timezone.now()
     if not ids:
-        return {"entered": 0, "exited": 0}
+        return {"entered": 0, "exited": 0, "size": segment.size}
+    qs = segment_queryset(segment.workspace, segment.rule, now).filter(pk__in=ids)
     with transaction.atomic():
         Segment.objects.filter(pk=segment.pk).update(size=F("size"))  # the lock, as above
-        qs = segment_queryset(segment.workspace, segment.rule, now).filter(pk__in=ids).values("id")
-        counts = _apply(segment, qs, now, only=ids)
-        Segment.objects.filter(pk=segment.pk).update(size=counts["size"])
-    segment.size = counts["size"]
-    return counts
+        inside = set(qs.values_list("pk", flat=True))
+        held = set(
+            SegmentMember.objects.filter(segment=segment, contact_id__in=ids).values_list(
+                "contact_id", flat=True
+            )
+        )
+        entered, exited = sorted(inside - held), sorted(held - inside)
+        if not entered and not exited:
+            return {"entered": 0, "exited": 0, "size": segment.size}
+        _write_changes(segment, entered, exited, now)
+        Segment.objects.filter(pk=segment.pk).update(size=F("size") + len(entered) - len(exited))
+        size = Segment.objects.values_list("size", flat=True).get(pk=segment.pk)
+        _record_size(segment, size, len(entered), len(exited), now)
+    segment.size = size
+    return {"entered": len(entered), "exited": len(exited), "size": size}
 
 
-def _apply(segment: Segment, rows_sql, now, only: list[int] | None = None) -> dict:
-    """Diff the stored members (all, or `only` those contacts) against the new rows."""
+def _write_changes(segment: Segment, entered: list[int], exited: list[int], now) -> None:
+    ws = segment.workspace_id
+    SegmentMember.objects.bulk_create(
+        [
+            SegmentMember(workspace_id=ws, segment=segment, contact_id=c, entered_at=now)
+            for c in entered
+        ],
+        batch_size=1000,
+    )
+    SegmentMember.objects.filter(segment=segment, contact_id__in=exited).delete()
+    SegmentChange.objects.bulk_create(
+        [
+            SegmentChange(workspace_id=ws, segment=segment, contact_id=c, kind=kind, at=now)
+            for kind, ids in ((ChangeKind.ENTERED, entered), (ChangeKind.EXITED, exited))
+            for c in ids
+        ],
+        batch_size=1000,
+    )
+
+
+def _apply(segment: Segment, rows_sql, now) -> dict:
+    """Diff all stored members against the new rows, with set statements."""
     member = SegmentMember._meta.db_table
     change = SegmentChange._meta.db_table
     sql, params = rows_sql.query.sql_with_params()
-    scope, scope_params = "", []
-    if only is not None:
-        scope = f" AND m.contact_id IN ({', '.join(['%s'] * len(only))})"
-        scope_params = list(only)
     ws, seg = segment.workspace_id, segment.pk
     at = connection.ops.adapt_datetimefield_value(now)  # SQLite: Django's text format
     with connection.cursor() as cursor:
         cursor.execute(f"DROP TABLE IF EXISTS {TEMP}")
         cursor.execute(f"CREATE TEMPORARY TABLE {TEMP} (id bigint PRIMARY KEY)")
         cursor.execute(f"INSERT INTO {TEMP} (id) {sql}", params)
+        size = cursor.rowcount
         if connection.vendor == "postgresql":
             cursor.execute(f"ANALYZE {TEMP}")
         cursor.execute(
@@ -83,16 +112,16 @@ def _apply(segment: Segment, rows_sql, now, only: list[int] | None = None) -> di
         cursor.execute(
             f"INSERT INTO {change} (workspace_id, segment_id, contact_id, kind, at) "
             f"SELECT %s, %s, m.contact_id, %s, %s FROM {member} m WHERE m.segment_id = %s"
-            f"{scope} AND NOT EXISTS (SELECT 1 FROM {TEMP} n WHERE n.id = m.contact_id)",
-            [ws, seg, ChangeKind.EXITED, at, seg, *scope_params],
+            f" AND NOT EXISTS (SELECT 1 FROM {TEMP} n WHERE n.id = m.contact_id)",
+            [ws, seg, ChangeKind.EXITED, at, seg],
         )
         exited = cursor.rowcount
         if exited:
             cursor.execute(
                 f"DELETE FROM {member} WHERE segment_id = %s AND contact_id IN "
-                f"(SELECT m.contact_id FROM {member} m WHERE m.segment_id = %s{scope} "
+                f"(SELECT m.contact_id FROM {member} m WHERE m.segment_id = %s "
                 f"AND NOT EXISTS (SELECT 1 FROM {TEMP} n WHERE n.id = m.contact_id))",
-                [seg, seg, *scope_params],
+                [seg, seg],
             )
         if entered:
             cursor.execute(
@@ -102,7 +131,6 @@ def _apply(segment: Segment, rows_sql, now, only: list[int] | None = None) -> di
                 [ws, seg, at, seg],
             )
         cursor.execute(f"DROP TABLE {TEMP}")
-    size = SegmentMember.objects.filter(segment_id=seg).count()
     _record_size(segment, size, entered, exited, now)
     return {"entered": entered, "exited": exited, "size": size}
 

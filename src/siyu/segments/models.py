@@ -225,3 +225,15 @@ class ClvFit(WorkspaceScoped):
 
     class Meta:
         indexes = [models.Index(fields=["workspace", "-fitted_at"], name="clvfit_ws_recent")]
+
+
+class RefreshSchedule(WorkspaceScoped):
+    """When a workspace's segments and its CLV fit are next due. A worker claims a slot by
+    moving it forward with a conditional UPDATE, so two workers never enqueue it twice."""
+
+    workspace = models.OneToOneField(
+        "core.Workspace", on_delete=models.CASCADE, related_name="refresh_schedule"
+    )
+    next_refresh_at = models.DateTimeField(default=timezone.now)
+    next_clv_at = models.DateTimeField(default=timezone.now)
+    last_refresh = models.JSONField(default=dict, blank=True)  # what the last run did

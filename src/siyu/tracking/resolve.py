@@ -8,6 +8,7 @@ the same transaction as its effects, so running twice changes nothing."""
 
 import datetime
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -113,6 +114,19 @@ def _release(workspace_id: int) -> None:
     IngestState.objects.filter(workspace_id=workspace_id).update(running_until=None)
 
 
+# Other apps react to processed events (segments re-evaluate those contacts in real time)
+# through a hook called after each batch commits: fn(workspace, event ids). Registered once,
+# in the app's AppConfig.ready(); a hook must be cheap when it has nothing to do.
+ProcessedHook = Callable[[Workspace, list[int]], None]
+PROCESSED_HOOKS: list[ProcessedHook] = []
+
+
+def register_processed_hook(fn: ProcessedHook) -> ProcessedHook:
+    if fn not in PROCESSED_HOOKS:
+        PROCESSED_HOOKS.append(fn)
+    return fn
+
+
 def process_pending_events(workspace_id: int, batch_size: int = BATCH_SIZE) -> int:
     """Drain the workspace's pending events in id order; the number processed. Returns at
     once if another drainer holds the workspace (that one loops until nothing is pending).
@@ -125,9 +139,11 @@ def process_pending_events(workspace_id: int, batch_size: int = BATCH_SIZE) -> i
     while _claim(workspace_id):
         try:
             while True:
-                count, last_id = _process_batch(workspace, cursor, batch_size)
+                count, last_id, ids = _process_batch(workspace, cursor, batch_size)
                 if not count:
                     break
+                for hook in PROCESSED_HOOKS:
+                    hook(workspace, ids)
                 processed += count
                 cursor = last_id
                 _renew(workspace_id)
@@ -162,20 +178,22 @@ def identities_by_hash(workspace_id: int, hashes: list[str]) -> list[tuple]:
     return rows
 
 
-def _process_batch(workspace: Workspace, after_id: int, batch_size: int) -> tuple[int, int]:
+def _process_batch(
+    workspace: Workspace, after_id: int, batch_size: int
+) -> tuple[int, int, list[int]]:
     """Resolve the next batch of pending events (id > after_id) in one transaction:
-    (events looked at, the last id)."""
+    (events looked at, the last id, their ids)."""
     with transaction.atomic():
         ids = pending_ids(workspace.pk, after_id, batch_size)
         if not ids:
-            return 0, after_id
+            return 0, after_id, []
         # events of people already known, in one statement (PostgreSQL); the rest planned
         known = resolve_known(workspace, ids)
         events = read_pending(workspace.pk, [i for i in ids if i not in known])
         if events:
             _Batch(workspace).run(events)
         products_from_batch(workspace, ids)
-    return len(known) + len(events), ids[-1]
+    return len(known) + len(events), ids[-1], ids
 
 
 # --- reading an event --------------------------------------------------------------------------

@@ -82,6 +82,16 @@ def requeue_stale() -> int:
         return 0
 
 
+def enqueue_segment_work() -> None:
+    """Segment refreshes and CLV fits that are due (segments/refresh.py)."""
+    from siyu.segments.refresh import enqueue_due
+
+    try:
+        enqueue_due()
+    except Exception:  # noqa: BLE001 - housekeeping must never kill the worker
+        log.exception("scheduling segment refreshes failed")
+
+
 def _housekeeping(stop: threading.Event) -> None:
     """Every REQUEUE_SECONDS the stale jobs, every CLEANUP_SECONDS the files; in its own thread
     so that a slow disk never delays a beat."""
@@ -90,6 +100,7 @@ def _housekeeping(stop: threading.Event) -> None:
         try:
             close_old_connections()
             requeue_stale()
+            enqueue_segment_work()
             if time.monotonic() - last_cleanup >= CLEANUP_SECONDS:
                 last_cleanup = time.monotonic()
                 cleanup_files()
@@ -115,6 +126,7 @@ class Command(BaseCommand):
             self.stdout.write(f"requeued {requeued} job(s) a stopped worker left running")
         for line in cleanup_files():  # once now, then every CLEANUP_SECONDS
             self.stdout.write(line)
+        enqueue_segment_work()  # once now, then every REQUEUE_SECONDS
         housekeeping = threading.Thread(target=_housekeeping, args=(stop,), daemon=True)
         housekeeping.start()
         try:
