@@ -11,6 +11,7 @@ ALIASES = {
     "rebuild-aggregates": "rebuild_aggregates",
     "cleanup-files": "cleanup_files",
     "cleanup-exports": "cleanup_files",  # its older name
+    "refresh-segments": "refresh_segments",
     "django-check": "check",
 }
 
@@ -29,6 +30,10 @@ USAGE = """usage: siyu <command> [options]
   rebuild-aggregates        recompute per-contact stats and daily event counts
   cleanup-files             delete export files and import reports past their retention
                             and old import uploads (also: cleanup-exports)
+  refresh-segments [--workspace SLUG]
+                            score every contact (stage, tier, RFM), refresh all segments
+  clv fit --csv FILE --customer COL --date COL --amount COL [--until DATE] [--unit days|weeks]
+  clv fit --workspace SLUG  fit BG/NBD + Gamma-Gamma lifetime value; prints one JSON object
 
 Any other Django management command works too (siyu shell, siyu makemigrations, ...).
 """

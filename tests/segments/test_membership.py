@@ -122,3 +122,21 @@ def test_time_relative_rules_move_with_the_clock(pool):
     assert members(segment) == pool.ids("王芳", "张伟")
     refresh_segment(segment, now=NOW + datetime.timedelta(days=3))
     assert members(segment) == pool.ids("王芳")
+
+
+def test_refresh_segments_command(pool):
+    import io
+
+    import pytest
+    from django.core.management import CommandError, call_command
+
+    segment = actions.segment_create(
+        workspace=pool.ws, actor=pool.actor, name="上海客户", rule=SHANGHAI, refresh=False
+    )
+    out = io.StringIO()
+    call_command("refresh_segments", workspace=pool.ws.slug, stdout=out)
+    assert "scored 5 contacts" in out.getvalue()
+    assert members(segment) == pool.ids("王芳", "张伟")
+    assert SegmentMember.objects.filter(segment__builtin_key="stage:active").exists()
+    with pytest.raises(CommandError):
+        call_command("refresh_segments", workspace="nope")

@@ -23,6 +23,7 @@ CHUNK = 2000
 _CASTS = {
     "postgresql": {
         "int": "bigint",
+        "float": "double precision",
         "text": "text",
         "ts": "timestamptz",
         "date": "date",
@@ -32,6 +33,7 @@ _CASTS = {
     },
     "sqlite": {
         "int": "integer",
+        "float": "real",
         "text": "text",
         "ts": "text",
         "date": "text",
@@ -40,7 +42,7 @@ _CASTS = {
         "inet": "text",
     },
 }
-_PLAIN = (int, str, type(None), bool)
+_PLAIN = (int, float, str, type(None), bool)
 
 
 def _adapt(value: Any) -> Any:
