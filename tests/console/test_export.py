@@ -163,3 +163,23 @@ def test_list_shows_export_button_per_role(cast, console, pool):
     operator = console("operator").get("/w/brand/contacts/").content.decode()
     assert "导出" in operator and "包含完整手机号/邮箱" not in operator
     assert "/contacts/export/" not in console("agent").get("/w/brand/contacts/").content.decode()
+
+
+def test_export_a_segments_members(pool, console, cast, django_capture_on_commit_callbacks):
+    from siyu.segments import actions as segment_actions
+
+    segment = segment_actions.segment_create(
+        workspace=cast.workspace,
+        actor=Actor.system("test"),
+        name="名单",
+        kind="static",
+        contact_ids=[pool["li"].pk],
+    )
+    client = console("operator")
+    page = client.get(f"/w/brand/segments/{segment.pk}/")
+    assert f'name="segment" value="{segment.pk}"' in page.content.decode()
+    job = export(client, django_capture_on_commit_callbacks, segment=str(segment.pk))
+    text = csv_text(download(client, job))
+    assert "李雷" in text and "王小明" not in text
+    audit = AuditLog.objects.filter(action="contacts.export").latest("id")
+    assert audit.after["filter"]["segment_id"] == segment.pk

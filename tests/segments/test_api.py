@@ -166,3 +166,11 @@ def test_schema_lists_fields_and_operators(pool, api):
         c["value"]
         for c in next(f for f in schema["score_fields"] if f["key"] == "stage")["choices"]
     } == {"new", "active", "dormant", "churned"}
+
+
+def test_an_agent_previews_only_its_own_contacts(pool, api, cast):
+    from siyu.contacts.models import Contact
+
+    Contact.objects.filter(pk=pool.c["张伟"].pk).update(owner=cast.agent.staff)
+    body = api("agent").post("/api/v1/segments/preview", {"rule": SHANGHAI}).json()
+    assert body["count"] == 1 and [c["name"] for c in body["sample"]] == ["张伟"]

@@ -7,6 +7,8 @@ from siyu.accounts.permissions import Role
 # (url name, label, permission needed to see the link)
 NAV = [
     ("console:contacts", _("Contacts"), "contacts.view"),
+    ("console:segments", _("Segments"), "segments.view"),
+    ("console:pool_overview", _("Customer tiers"), "segments.view"),
     ("console:tags", _("Tags"), "contacts.view"),
     ("console:products", _("Products"), "contacts.view"),
     ("console:imports", _("Imports"), "contacts.import"),

@@ -111,6 +111,7 @@ def filter_summary(flt: ContactFilter) -> dict[str, Any]:
         "tag_id": flt.tag_id,
         "source": flt.source,
         "owner_id": flt.owner_id,
+        "segment_id": flt.segment_id,
     }
 
 

@@ -91,6 +91,7 @@ class ContactFilter:
     source: str = ""
     owner_id: int | None = None
     sort: str = "-created"
+    segment_id: int | None = None  # members of this segment (e.g. to export them)
 
     def sealed(self) -> dict[str, Any]:
         """The filter as job parameters. The search text may be a phone or an email, so it
@@ -126,6 +127,13 @@ class ContactFilter:
             qs = qs.filter(owner__isnull=True)
         elif self.owner_id:
             qs = qs.filter(owner_id=self.owner_id)
+        if self.segment_id:
+            from siyu.segments.models import SegmentMember  # segments builds on contacts
+
+            members = SegmentMember.objects.filter(
+                workspace=workspace, segment_id=self.segment_id, contact=OuterRef("pk")
+            )
+            qs = qs.filter(Exists(members))
         return qs
 
 

@@ -237,4 +237,6 @@ def builtins_ensure(workspace: Workspace) -> list[Segment]:
         )
     if created:
         Segment.objects.bulk_create(created, ignore_conflicts=True)
-    return list(Segment.objects.filter(workspace=workspace, kind=SegmentKind.BUILTIN))
+    order = {key: n for n, (key, _, _) in enumerate(BUILTINS)}
+    builtins = Segment.objects.filter(workspace=workspace, kind=SegmentKind.BUILTIN)
+    return sorted(builtins, key=lambda s: order.get(s.builtin_key, len(order)))

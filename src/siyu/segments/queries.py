@@ -7,6 +7,7 @@ from typing import Any
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from siyu.accounts.permissions import is_own_only
 from siyu.contacts.queries import get_contact_for, visible_contacts
 from siyu.core.audit import Actor
 from siyu.core.errors import NotFound
@@ -41,13 +42,14 @@ def get_segment_for(workspace: Workspace, segment_id: Any) -> Segment:
 
 def preview(workspace: Workspace, rule: Any, actor: Actor, segment_id: int | None = None) -> dict:
     """How many contacts a rule selects now (validated first: a bad rule is a 422), and a
-    few of them the actor may see."""
+    few of them. Agents count and see only their own contacts."""
     clean = validate_rule(rule, RuleContext(workspace, segment_id))
     qs = segment_queryset(workspace, clean, timezone.now())
-    sample = visible_contacts(workspace, actor).filter(pk__in=qs.values("pk"))
+    if is_own_only(actor.role):
+        qs = qs.filter(pk__in=visible_contacts(workspace, actor).values("pk"))
     return {
         "count": qs.count(),
-        "sample": list(sample.order_by("-id").values("id", "name")[:10]),
+        "sample": list(qs.order_by("-id").values("id", "name")[:10]),
         "rule": clean,
     }
 

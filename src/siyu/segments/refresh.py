@@ -45,7 +45,11 @@ def refresh_workspace(workspace: Workspace, *, now=None) -> dict:
         "failed": failed,
         "seconds": round(time.perf_counter() - started, 3),
     }
-    RefreshSchedule.objects.filter(workspace=workspace).update(last_refresh=result)
+    RefreshSchedule.objects.update_or_create(
+        workspace=workspace,
+        defaults={"last_refresh": result},
+        create_defaults={"last_refresh": result, "next_clv_at": next_clv_time(workspace, now)},
+    )
     return result | {"refreshed": refreshed}
 
 

@@ -28,6 +28,7 @@ from siyu.console.helpers import (
 )
 from siyu.console.labels import source_label
 from siyu.console.views.contact_activity import summary_context
+from siyu.console.views.segments_profile import score_context
 from siyu.contacts import actions
 from siyu.contacts.attributes import schema_for
 from siyu.contacts.models import (
@@ -90,6 +91,7 @@ def page(
     context = detail_context(workspace, actor, contact, **extra)
     # Only the whole page carries the summary card; the htmx partials of `run` do not.
     context.update(summary_context(workspace, contact))
+    context.update(score_context(workspace, actor, contact))
     return render_ws(request, "console/contacts/detail.html", context, status=status)
 
 

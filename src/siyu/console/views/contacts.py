@@ -27,6 +27,7 @@ from siyu.console.helpers import (
     to_int,
 )
 from siyu.console.labels import source_label
+from siyu.console.views.segments_static import static_segment_choices
 from siyu.contacts.actions import contact_create, contacts_tag
 from siyu.contacts.actions.contact import IdentityInput
 from siyu.contacts.models import Contact, Gender
@@ -64,6 +65,7 @@ def filter_from(params: QueryDict) -> ContactFilter:
         source=params.get("source", "").strip()[:40],
         owner_id=to_int(owner) if owner != "" else None,  # "0" = unassigned
         sort=sort if sort in SORTS else "-created",
+        segment_id=to_int(params.get("segment")),
     )
 
 
@@ -75,6 +77,7 @@ def filter_query(flt: ContactFilter, **extra: str) -> str:
         "source": flt.source,
         "owner": "" if flt.owner_id is None else flt.owner_id,
         "sort": "" if flt.sort == "-created" else flt.sort,
+        "segment": flt.segment_id or "",
         **extra,
     }
     return urlencode({k: v for k, v in params.items() if v != ""})
@@ -132,6 +135,7 @@ def contact_list(request: HttpRequest, workspace: Workspace, actor: Actor) -> Ht
         sources=source_choices(flt.source),
         staff=[] if own_only else staff_choices(workspace),
         sorts=SORT_CHOICES,
+        static_segments=static_segment_choices(workspace) if can(actor, "segments.manage") else [],
     )
     return render_ws(request, "console/contacts/list.html", context)
 
