@@ -174,6 +174,10 @@ def test_sql_and_python_agree_on_random_rules(pool):
         sql = set(segment_queryset(pool.ws, rule, NOW).values_list("pk", flat=True))
         python = {r.contact.pk for r in records if matches(rule, r, clock, types)}
         assert sql == python, (n, json.dumps(rule, ensure_ascii=False))
+        # real time: the same rule for a few contacts, pushed into every subquery
+        few = rng.sample(sorted(pool.everyone), 2)
+        only = set(segment_queryset(pool.ws, rule, NOW, only=few).values_list("pk", flat=True))
+        assert only == sql & set(few), (n, json.dumps(rule, ensure_ascii=False))
         selected_sizes.add(len(sql))
     # the random rules are not all trivially empty or full
     assert len(selected_sizes) >= 4

@@ -48,10 +48,13 @@ TYPE_EVENTS = ("page", "screen", "identify")
 
 @dataclass(frozen=True)
 class Clock:
-    """`now` and its calendar day in the workspace's time zone."""
+    """What a rule compiles against: `now` and its calendar day in the workspace's time zone,
+    and, in real time, the few contacts being re-evaluated (pushed into every subquery, so
+    that "no order in 7 days" does not aggregate everyone's orders for one contact)."""
 
     now: datetime.datetime
     tz: ZoneInfo
+    only: tuple[int, ...] | None = None
 
     @property
     def today(self) -> datetime.date:
@@ -84,12 +87,23 @@ class Clock:
         return bounds
 
 
-def segment_queryset(workspace: Workspace, rule: dict, now: datetime.datetime) -> QuerySet:
-    """The contacts the rule selects now: one SELECT."""
-    clock = Clock(now=now, tz=ZoneInfo(workspace.timezone or "Asia/Shanghai"))
-    return Contact.objects.filter(workspace_id=workspace.pk).filter(
-        compile_rule(rule, workspace.pk, clock)
-    )
+def read_tables() -> list[str]:
+    """The tables compiled rules read (their statistics matter to the plan)."""
+    models = (Contact, ContactTag, Identity, Consent, ContactStats, DailyEventCount, Event)
+    models += (Order, OrderItem, ContactScore, SegmentMember)
+    return [m._meta.db_table for m in models]
+
+
+def segment_queryset(
+    workspace: Workspace, rule: dict, now: datetime.datetime, only: list[int] | None = None
+) -> QuerySet:
+    """The contacts the rule selects now (of `only` these, when given): one SELECT."""
+    ids = tuple(only) if only is not None else None
+    clock = Clock(now=now, tz=ZoneInfo(workspace.timezone or "Asia/Shanghai"), only=ids)
+    contacts = Contact.objects.filter(workspace_id=workspace.pk)
+    if ids is not None:
+        contacts = contacts.filter(pk__in=ids)
+    return contacts.filter(compile_rule(rule, workspace.pk, clock))
 
 
 def compile_rule(node: dict, ws: int, clock: Clock) -> Q:
@@ -280,7 +294,9 @@ def _zero_matches(type_: str, op: str, value: Any) -> bool:
     return checks[op]()
 
 
-def _members(rows: QuerySet) -> Q:
+def _members(rows: QuerySet, clock: "Clock") -> Q:
+    if clock.only is not None:  # real time: every subquery about these contacts only
+        rows = rows.filter(contact_id__in=clock.only)
     return Q(pk__in=rows.values("contact_id"))
 
 
@@ -318,22 +334,22 @@ def _tags(node: dict, ws: int, clock: Clock) -> Q:
             .annotate(n=Count("tag_id", distinct=True))
             .filter(n=len(node["value"]))
         )
-        return _members(rows)
-    q = _members(tagged)
+        return _members(rows, clock)
+    q = _members(tagged, clock)
     return ~q if node["op"] == "none" else q
 
 
 def _identity(node: dict, ws: int, clock: Clock) -> Q:
-    q = _members(Identity.objects.filter(workspace_id=ws, kind=node["value"]))
+    q = _members(Identity.objects.filter(workspace_id=ws, kind=node["value"]), clock)
     return q if node["op"] == "has" else ~q
 
 
 def _consent(node: dict, ws: int, clock: Clock) -> Q:
     rows = Consent.objects.filter(workspace_id=ws, channel=node["channel"])
     if node["value"] == "unknown":
-        q = ~_members(rows)
+        q = ~_members(rows, clock)
     else:
-        q = _members(rows.filter(status=node["value"]))
+        q = _members(rows.filter(status=node["value"]), clock)
     return q if node["op"] == "is" else ~q
 
 
@@ -371,9 +387,9 @@ def _orders(node: dict, ws: int, clock: Clock) -> Q:
             .annotate(metric_value=aggregate)
             .filter(compare("metric_value", field.type, op, value, clock, field.nullable))
         )
-    q = _members(matched)
+    q = _members(matched, clock)
     if _zero_matches(field.type, op, value):
-        q |= ~_members(rows)
+        q |= ~_members(rows, clock)
     return q
 
 
@@ -385,6 +401,8 @@ def _bought(node: dict, ws: int, clock: Clock) -> Q:
         **{f"{column}__in": node["value"]},
         **{f"order__placed_at__{k}": v for k, v in clock.window_times(node["window"]).items()},
     )
+    if clock.only is not None:
+        rows = rows.filter(order__contact_id__in=clock.only)
     q = Q(pk__in=rows.values("order__contact_id"))
     return q if node["op"] == "any" else ~q
 
@@ -402,9 +420,9 @@ def _event(node: dict, ws: int, clock: Clock) -> Q:
         if last:
             rows = rows.filter(day__lte=last)
         counted = rows.values("contact_id").annotate(n=Sum("count"))
-    q = _members(counted.filter(compare("n", "number", op, value, clock, False)))
+    q = _members(counted.filter(compare("n", "number", op, value, clock, False)), clock)
     if _zero_matches("number", op, value):
-        q |= ~_members(rows)
+        q |= ~_members(rows, clock)
     return q
 
 
@@ -436,18 +454,20 @@ def _event_time(node: dict, ws: int, clock: Clock) -> Q:
     rows = DailyEventCount.objects.filter(workspace_id=ws, event=node["event"])
     aggregate = Min("day") if node["which"] == "first" else Max("day")
     dated = rows.values("contact_id").annotate(d=aggregate)
-    return _members(dated.filter(compare("d", "date", node["op"], node["value"], clock, False)))
+    return _members(
+        dated.filter(compare("d", "date", node["op"], node["value"], clock, False)), clock
+    )
 
 
 def _score(node: dict, ws: int, clock: Clock) -> Q:
     field = catalog.SCORE_FIELDS[node["field"]]
     column = field.column or node["field"]
     condition = compare(column, field.type, node["op"], node["value"], clock, field.nullable)
-    return _members(ContactScore.objects.filter(condition, workspace_id=ws))
+    return _members(ContactScore.objects.filter(condition, workspace_id=ws), clock)
 
 
 def _segment(node: dict, ws: int, clock: Clock) -> Q:
-    q = _members(SegmentMember.objects.filter(workspace_id=ws, segment_id=node["value"]))
+    q = _members(SegmentMember.objects.filter(workspace_id=ws, segment_id=node["value"]), clock)
     return q if node["op"] == "in" else ~q
 
 

@@ -10,8 +10,9 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from siyu.core import sqlbulk
 from siyu.core.models import Workspace
-from siyu.segments.compiler import segment_queryset
+from siyu.segments.compiler import read_tables, segment_queryset
 from siyu.segments.models import (
     ChangeKind,
     Segment,
@@ -29,6 +30,8 @@ def refresh_segment(segment: Segment, *, now=None) -> dict:
     """Recompute a dynamic or built-in segment's members; returns entered/exited/size."""
     now = now or timezone.now()
     started = time.perf_counter()
+    with connection.cursor() as cursor:
+        sqlbulk.analyze_stale(cursor, read_tables())
     with transaction.atomic():
         # first a write: takes the row lock on PostgreSQL and the write lock on SQLite
         # before anything is read, so a second refresh waits and then sees this one's rows
@@ -48,7 +51,7 @@ def refresh_contacts(segment: Segment, contact_ids: Iterable[int], *, now=None) 
     now = now or timezone.now()
     if not ids:
         return {"entered": 0, "exited": 0, "size": segment.size}
-    qs = segment_queryset(segment.workspace, segment.rule, now).filter(pk__in=ids)
+    qs = segment_queryset(segment.workspace, segment.rule, now, only=ids)
     with transaction.atomic():
         Segment.objects.filter(pk=segment.pk).update(size=F("size"))  # the lock, as above
         inside = set(qs.values_list("pk", flat=True))

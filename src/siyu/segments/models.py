@@ -49,17 +49,35 @@ class Segment(WorkspaceScoped):
         return self.name
 
 
+# Membership, changes and scores are derived data written by the hundred thousand: their
+# foreign keys carry no database constraint (PostgreSQL would check each row at commit,
+# more than half of a first refresh's time). Deletes still cascade: contacts, segments and
+# workspaces are deleted through the ORM, which deletes these rows first.
+
+
 class SegmentMember(WorkspaceScoped):
     """A contact that is in a segment now, since `entered_at`."""
 
     workspace = models.ForeignKey(
-        "core.Workspace", on_delete=models.CASCADE, related_name="+", db_index=False
+        "core.Workspace",
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
     segment = models.ForeignKey(
-        Segment, on_delete=models.CASCADE, related_name="members", db_index=False
+        Segment,
+        on_delete=models.CASCADE,
+        related_name="members",
+        db_index=False,
+        db_constraint=False,
     )
     contact = models.ForeignKey(
-        "contacts.Contact", on_delete=models.CASCADE, related_name="+", db_index=False
+        "contacts.Contact",
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
     entered_at = models.DateTimeField(default=timezone.now)
 
@@ -80,13 +98,25 @@ class SegmentChange(WorkspaceScoped):
     (read in id order, by cursor)."""
 
     workspace = models.ForeignKey(
-        "core.Workspace", on_delete=models.CASCADE, related_name="+", db_index=False
+        "core.Workspace",
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
     segment = models.ForeignKey(
-        Segment, on_delete=models.CASCADE, related_name="changes", db_index=False
+        Segment,
+        on_delete=models.CASCADE,
+        related_name="changes",
+        db_index=False,
+        db_constraint=False,
     )
     contact = models.ForeignKey(
-        "contacts.Contact", on_delete=models.CASCADE, related_name="+", db_index=False
+        "contacts.Contact",
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
     kind = models.CharField(max_length=8, choices=ChangeKind.choices)
     at = models.DateTimeField(default=timezone.now)
@@ -150,10 +180,14 @@ class ContactScore(WorkspaceScoped):
     are null until the workspace has a fit."""
 
     workspace = models.ForeignKey(
-        "core.Workspace", on_delete=models.CASCADE, related_name="+", db_index=False
+        "core.Workspace",
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
     contact = models.OneToOneField(
-        "contacts.Contact", on_delete=models.CASCADE, related_name="score"
+        "contacts.Contact", on_delete=models.CASCADE, related_name="score", db_constraint=False
     )
     stage = models.CharField(max_length=8, choices=LifecycleStage.choices)
     tier = models.CharField(max_length=8, choices=ValueTier.choices)

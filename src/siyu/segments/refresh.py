@@ -9,10 +9,13 @@ import time
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 
+from siyu.core import sqlbulk
 from siyu.core.models import Workspace
 from siyu.segments.actions import builtins_ensure
+from siyu.segments.compiler import read_tables
 from siyu.segments.membership import refresh_order, refresh_segment
 from siyu.segments.models import RefreshSchedule
 
@@ -27,6 +30,8 @@ def refresh_workspace(workspace: Workspace, *, now=None) -> dict:
     now = now or timezone.now()
     started = time.perf_counter()
     builtins_ensure(workspace)
+    with connection.cursor() as cursor:  # the scores' inputs, after a burst of ingest
+        sqlbulk.analyze_stale(cursor, read_tables())
     scores = scores_refresh(workspace, now=now)
     scored_s = time.perf_counter() - started
     refreshed, failed = [], []

@@ -30,8 +30,6 @@ from siyu.tracking.models import Event, EventStatus, MessageType
 from siyu.tracking.orders import ORDER_EVENTS
 
 PLANNED_ON = (Identity,)
-STALE_ROWS = 1000
-STALE_SHARE = 0.2
 
 
 class _Known:
@@ -55,14 +53,7 @@ def refresh_statistics(cursor) -> None:
     quadratic. Only this table: the event statements name events by primary key, and
     analysing the contact and aggregate tables inside the batch too made its commit take
     seconds (measured; the cause is not pinned down)."""
-    cursor.execute(
-        "SELECT relname, n_live_tup, n_mod_since_analyze FROM pg_stat_user_tables "
-        "WHERE relname = ANY(%s)",
-        [[m._meta.db_table for m in PLANNED_ON]],
-    )
-    for table, live, changed in cursor.fetchall():
-        if changed > STALE_ROWS and changed > STALE_SHARE * max(live, 1):
-            cursor.execute(f"ANALYZE {table}")
+    sqlbulk.analyze_stale(cursor, [m._meta.db_table for m in PLANNED_ON])
 
 
 def resolve_known(workspace, ids: list[int]) -> set[int]:

@@ -102,6 +102,8 @@ class Event(WorkspaceScoped):
             models.Index(fields=["workspace", "status", "id"], name="event_ws_status"),
             # the per-contact event list, newest first
             models.Index(fields=["contact", "-timestamp"], name="event_contact_time"),
+            # segments with event property filters: one event name in a time window
+            models.Index(fields=["workspace", "event", "timestamp"], name="event_ws_name_time"),
         ]
 
     def __str__(self) -> str:
