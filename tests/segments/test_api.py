@@ -174,3 +174,28 @@ def test_an_agent_previews_only_its_own_contacts(pool, api, cast):
     Contact.objects.filter(pk=pool.c["张伟"].pk).update(owner=cast.agent.staff)
     body = api("agent").post("/api/v1/segments/preview", {"rule": SHANGHAI}).json()
     assert body["count"] == 1 and [c["name"] for c in body["sample"]] == ["张伟"]
+
+
+def test_clv_fit_on_demand_and_latest(pool, api, django_capture_on_commit_callbacks):
+    from siyu.core.models import AuditLog
+    from siyu.segments.models import ClvFit
+
+    assert api("analyst").get("/api/v1/clv").status_code == 404
+    assert api("operator").post("/api/v1/clv/fit").status_code == 403
+    assert not ClvFit.objects.exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert api("admin").post("/api/v1/clv/fit").status_code == 202
+    latest = api("analyst").get("/api/v1/clv").json()
+    # the test pool has three buyers, one of them repeat: a fit is stored either way
+    assert latest["customers"] == ClvFit.objects.get().customers
+    assert latest["error"] or latest["bgnbd"]["r"] > 0
+    assert AuditLog.objects.filter(action="clv.fit", actor_label__startswith="api:").exists()
+
+
+def test_tiers_page_shows_the_clv_card(pool, console):
+    from siyu.segments.refresh import refresh_workspace
+
+    refresh_workspace(pool.ws)
+    page = console("analyst").get("/w/brand/tiers/").content.decode()
+    assert "预测生命周期价值" in page and "立即重新拟合" not in page
+    assert console("operator").post("/w/brand/tiers/clv/").status_code == 403

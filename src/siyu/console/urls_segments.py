@@ -28,4 +28,5 @@ urlpatterns = [
     path(T, overview.pool_overview, name="pool_overview"),
     path(T + "recompute/", overview.pool_recompute, name="pool_recompute"),
     path(T + "settings/", scoring.scoring_settings, name="scoring_settings"),
+    path(T + "clv/", overview.clv_refit, name="clv_refit"),
 ]

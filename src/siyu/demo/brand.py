@@ -13,8 +13,10 @@ from siyu.contacts import actions as contact_actions
 from siyu.core.audit import Actor, audit
 from siyu.core.models import Workspace
 from siyu.demo import data
+from siyu.demo.activity import ActivityCounts, load_activity
 from siyu.demo.bulk import Counts, Pool, insert_batch
 from siyu.demo.logins import Login, planned_logins, write_logins
+from siyu.demo.segments import SegmentsSummary, load_segments
 
 DEFAULT_SEED = 2026
 DEFAULT_CONTACTS = 2000
@@ -27,6 +29,8 @@ class DemoResult:
     logins: list[Login]
     counts: Counts
     seconds: float
+    activity: ActivityCounts | None = None
+    segments: SegmentsSummary | None = None
 
 
 def demo_workspace(slug: str = data.DEMO_SLUG) -> Workspace | None:
@@ -36,8 +40,9 @@ def demo_workspace(slug: str = data.DEMO_SLUG) -> Workspace | None:
 def load_demo(
     *, seed: int = DEFAULT_SEED, contacts: int = DEFAULT_CONTACTS, now=None
 ) -> DemoResult:
-    """Create the demo workspace with its staff, tags, schema and `contacts` customers.
-    Raises Conflict if it exists already (callers check `demo_workspace()` first)."""
+    """Create the demo workspace with its staff, tags, schema and `contacts` customers, their
+    year of orders and events, segments and a CLV fit. Raises Conflict if it exists already
+    (callers check `demo_workspace()` first)."""
     started = time.perf_counter()
     now = now or timezone.now()
     system = Actor.system("cli:demo")
@@ -85,6 +90,8 @@ def load_demo(
                 pool, start=k, count=n, rng=rng, now=now, rich=True, precheck=False
             )
             counts.add(batch)
+        activity = load_activity(workspace, seed=seed, now=now)
+        segments = load_segments(workspace, actor=actors["operator"], now=now)
         audit(
             workspace=workspace,
             actor=system,
@@ -93,4 +100,5 @@ def load_demo(
             after={"seed": seed, **counts.as_dict(), "counter_start": 0, "counter_end": k},
         )
     write_logins(logins)
-    return DemoResult(workspace, logins, counts, time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    return DemoResult(workspace, logins, counts, seconds, activity, segments)

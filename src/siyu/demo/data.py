@@ -139,3 +139,53 @@ EMAIL_HANDLES = (
 )  # fmt: skip
 EMAIL_DOMAINS = (("qq.com", 55), ("163.com", 20), ("126.com", 8), ("foxmail.com", 7),
                  ("gmail.com", 5), ("outlook.com", 5))  # fmt: skip
+
+
+# The brand's catalog, as its mini program and its store tills name it (product_id = SKU).
+# Prices are integer fen.
+DRINK, FOOD, RETAIL, GEAR, GIFT = "drink", "food", "retail", "gear", "gift"
+
+
+@dataclass(frozen=True)
+class Product:
+    product_id: str
+    name: str
+    category: str
+    price_fen: int
+    kind: str  # drink / food / retail / gear / gift: what kind of basket it goes into
+    weight: int  # how often it is picked, against the others of its kind
+    taste: str = ""  # the 偏好 tag whose holders favour it
+    oat: bool = False  # made with oat milk: never sold to a contact with 燕麦过敏
+
+
+PRODUCTS = (
+    Product("SY-CF-001", "山隅美式", "咖啡", 2200, DRINK, 26, "美式"),
+    Product("SY-CF-002", "经典拿铁", "咖啡", 2600, DRINK, 24, "拿铁"),
+    Product("SY-CF-003", "燕麦拿铁", "咖啡", 2900, DRINK, 14, "燕麦奶", oat=True),
+    Product("SY-CF-004", "生椰拿铁", "咖啡", 2900, DRINK, 16, "拿铁"),
+    Product("SY-CF-005", "澳白", "咖啡", 2800, DRINK, 9, "拿铁"),
+    Product("SY-CF-006", "低因美式", "咖啡", 2400, DRINK, 5, "低因"),
+    Product("SY-CF-007", "手冲·云南保山", "咖啡", 3800, DRINK, 5, "手冲"),
+    Product("SY-CF-008", "手冲·埃塞俄比亚耶加雪菲", "咖啡", 4200, DRINK, 4, "手冲"),
+    Product("SY-TE-001", "冰摇柠檬茶", "茶饮", 2000, DRINK, 6),
+    Product("SY-BK-001", "黄油可颂", "烘焙轻食", 1600, FOOD, 10),
+    Product("SY-BK-002", "巴斯克芝士蛋糕", "烘焙轻食", 3200, FOOD, 5),
+    Product("SY-BK-003", "火腿芝士三明治", "烘焙轻食", 2800, FOOD, 6),
+    Product("SY-BN-001", "山隅拼配咖啡豆 250g", "咖啡豆", 9800, RETAIL, 8, "美式"),
+    Product("SY-BN-002", "云南保山咖啡豆 200g", "咖啡豆", 8800, RETAIL, 5, "手冲"),
+    Product("SY-BN-003", "耶加雪菲咖啡豆 200g", "咖啡豆", 12800, RETAIL, 4, "手冲"),
+    Product("SY-DR-001", "挂耳咖啡 10片装", "挂耳冷萃", 5900, RETAIL, 10),
+    Product("SY-DR-002", "冷萃咖啡液 6瓶装", "挂耳冷萃", 7900, RETAIL, 7, "美式"),
+    Product("SY-GR-001", "山隅随行杯", "周边器具", 12900, GEAR, 6),
+    Product("SY-GR-002", "手冲入门套装", "周边器具", 39900, GEAR, 3, "手冲"),
+    Product("SY-GR-003", "手摇磨豆机", "周边器具", 59900, GEAR, 2, "手冲"),
+    Product("SY-GF-001", "山隅咖啡礼盒", "礼盒", 26800, GIFT, 1),
+)
+
+# Coupons of the mini program's 领券中心: (coupon_id, name, threshold_fen, discount_fen).
+COUPONS = (
+    ("CP-NEW10", "新人券 满30减10", 3000, 1000),
+    ("CP-DAY18", "会员日 满50减15", 5000, 1500),
+    ("CP-WED5", "周三咖啡日 满25减5", 2500, 500),
+    ("CP-BEAN20", "咖啡豆 满150减20", 15000, 2000),
+)

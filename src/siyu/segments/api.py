@@ -29,6 +29,7 @@ from siyu.segments.schemas import (
 
 segments_router = Router(tags=["segments"])
 contact_segments_router = Router(tags=["segments"])
+clv_router = Router(tags=["segments"])
 
 
 @segments_router.get("", response=SegmentList, summary="List segments")
@@ -184,3 +185,24 @@ def score_of_contact(request: HttpRequest, contact_id: int):
     if score is None:
         raise NotFound("not scored yet")
     return score_out(score)
+
+
+@clv_router.get("", summary="The latest CLV fit")
+def clv_latest(request: HttpRequest):
+    """Parameters of the latest BG/NBD + Gamma-Gamma fit and what it predicts over the
+    pool (buyers, mean P(alive), expected purchases in 90 days, 12-month value in fen)."""
+    workspace, _ = allowed(request, "segments.view")
+    summary = queries.clv_summary(workspace)
+    if summary is None:
+        raise NotFound("no CLV fit yet")
+    return summary
+
+
+@clv_router.post("/fit", response={202: dict}, summary="Refit the CLV model now")
+def clv_refit(request: HttpRequest):
+    """Queues a fit of the workspace's orders (as the nightly one); poll `GET /clv`."""
+    workspace, actor = allowed(request, "scoring.manage")
+    from siyu.segments.tasks import fit_clv
+
+    fit_clv.enqueue(workspace.pk, f"api: {actor.label}")
+    return Status(202, {"queued": True})

@@ -98,27 +98,43 @@ def _apply(segment: Segment, rows_sql, now) -> dict:
     sql, params = rows_sql.query.sql_with_params()
     ws, seg = segment.workspace_id, segment.pk
     at = connection.ops.adapt_datetimefield_value(now)  # SQLite: Django's text format
+    first = not SegmentMember.objects.filter(segment_id=seg).exists()
     with connection.cursor() as cursor:
         cursor.execute(f"DROP TABLE IF EXISTS {TEMP}")
-        cursor.execute(f"CREATE TEMPORARY TABLE {TEMP} (id bigint PRIMARY KEY)")
-        cursor.execute(f"INSERT INTO {TEMP} (id) {sql}", params)
-        size = cursor.rowcount
+        # CREATE TABLE … AS may run the selection in parallel on PostgreSQL (INSERT …
+        # SELECT may not, before PostgreSQL 16)
+        cursor.execute(f"CREATE TEMPORARY TABLE {TEMP} AS {sql}", params)
+        # indexed and analysed: whatever plan the anti-joins below get (the member table's
+        # statistics may not know this segment yet), a probe into it is cheap
+        cursor.execute(f"CREATE UNIQUE INDEX {TEMP}_id ON {TEMP} (id)")
         if connection.vendor == "postgresql":
             cursor.execute(f"ANALYZE {TEMP}")
+        cursor.execute(f"SELECT count(*) FROM {TEMP}")
+        size = cursor.fetchone()[0]
+        # a segment's first members: no one to compare with, no one exits
+        absent = (
+            ""
+            if first
+            else (
+                f" WHERE NOT EXISTS (SELECT 1 FROM {member} m "
+                f"WHERE m.segment_id = {int(seg)} AND m.contact_id = n.id)"
+            )
+        )
         cursor.execute(
             f"INSERT INTO {change} (workspace_id, segment_id, contact_id, kind, at) "
-            f"SELECT %s, %s, n.id, %s, %s FROM {TEMP} n WHERE NOT EXISTS "
-            f"(SELECT 1 FROM {member} m WHERE m.segment_id = %s AND m.contact_id = n.id)",
-            [ws, seg, ChangeKind.ENTERED, at, seg],
+            f"SELECT %s, %s, n.id, %s, %s FROM {TEMP} n{absent}",
+            [ws, seg, ChangeKind.ENTERED, at],
         )
         entered = cursor.rowcount
-        cursor.execute(
-            f"INSERT INTO {change} (workspace_id, segment_id, contact_id, kind, at) "
-            f"SELECT %s, %s, m.contact_id, %s, %s FROM {member} m WHERE m.segment_id = %s"
-            f" AND NOT EXISTS (SELECT 1 FROM {TEMP} n WHERE n.id = m.contact_id)",
-            [ws, seg, ChangeKind.EXITED, at, seg],
-        )
-        exited = cursor.rowcount
+        exited = 0
+        if not first:
+            cursor.execute(
+                f"INSERT INTO {change} (workspace_id, segment_id, contact_id, kind, at) "
+                f"SELECT %s, %s, m.contact_id, %s, %s FROM {member} m WHERE m.segment_id = %s"
+                f" AND NOT EXISTS (SELECT 1 FROM {TEMP} n WHERE n.id = m.contact_id)",
+                [ws, seg, ChangeKind.EXITED, at, seg],
+            )
+            exited = cursor.rowcount
         if exited:
             cursor.execute(
                 f"DELETE FROM {member} WHERE segment_id = %s AND contact_id IN "
@@ -129,9 +145,8 @@ def _apply(segment: Segment, rows_sql, now) -> dict:
         if entered:
             cursor.execute(
                 f"INSERT INTO {member} (workspace_id, segment_id, contact_id, entered_at) "
-                f"SELECT %s, %s, n.id, %s FROM {TEMP} n WHERE NOT EXISTS "
-                f"(SELECT 1 FROM {member} m WHERE m.segment_id = %s AND m.contact_id = n.id)",
-                [ws, seg, at, seg],
+                f"SELECT %s, %s, n.id, %s FROM {TEMP} n{absent}",
+                [ws, seg, at],
             )
         cursor.execute(f"DROP TABLE {TEMP}")
     _record_size(segment, size, entered, exited, now)

@@ -104,3 +104,31 @@ def contact_segments(workspace: Workspace, actor: Actor, contact_id: Any) -> lis
 def contact_score(workspace: Workspace, actor: Actor, contact_id: Any) -> ContactScore | None:
     contact = get_contact_for(workspace, actor, contact_id)
     return ContactScore.objects.filter(workspace=workspace, contact=contact).first()
+
+
+def clv_summary(workspace: Workspace) -> dict[str, Any] | None:
+    """The latest CLV fit and what it predicts over the pool, or None before any fit."""
+    from django.db.models import Avg, Count, Sum
+
+    from siyu.segments.models import ClvFit
+
+    fit = ClvFit.objects.filter(workspace=workspace).order_by("-fitted_at", "-id").first()
+    if fit is None:
+        return None
+    totals = ContactScore.objects.filter(workspace=workspace, p_alive__isnull=False).aggregate(
+        buyers=Count("id"),
+        p_alive=Avg("p_alive"),
+        purchases=Sum("expected_purchases_90d"),
+        value_fen=Sum("expected_value_12m_fen"),
+    )
+    return {
+        "fitted_at": fit.fitted_at,
+        "until": fit.params.get("until_day"),
+        "customers": fit.customers,
+        "seconds": fit.seconds,
+        "error": fit.error,
+        "bgnbd": fit.params.get("bgnbd"),
+        "gamma_gamma": fit.params.get("gamma_gamma"),
+        "gamma_gamma_error": fit.params.get("gamma_gamma_error", ""),
+        "predicted": totals,
+    }

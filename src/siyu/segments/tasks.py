@@ -17,8 +17,9 @@ def refresh_segments(workspace_id: int) -> dict:
 
 
 @task()
-def fit_clv(workspace_id: int) -> dict:
-    """Refit the workspace's BG/NBD + Gamma-Gamma model and write each contact's CLV."""
+def fit_clv(workspace_id: int, requested_by: str = "nightly CLV fit") -> dict:
+    """Refit the workspace's BG/NBD + Gamma-Gamma model and write each contact's CLV
+    (`requested_by` names who asked, for the audit log)."""
     from siyu.core.audit import Actor
     from siyu.core.models import Workspace
     from siyu.segments.clv_actions import clv_fit_workspace
@@ -26,5 +27,5 @@ def fit_clv(workspace_id: int) -> dict:
     workspace = Workspace.objects.filter(pk=workspace_id).first()
     if workspace is None:
         return {}
-    fit = clv_fit_workspace(workspace, actor=Actor.system("nightly CLV fit"))
+    fit = clv_fit_workspace(workspace, actor=Actor.system(requested_by))
     return {"fit_id": fit.pk, "error": fit.error}

@@ -23,6 +23,7 @@ from siyu.segments.models import (
     SegmentKind,
     ValueTier,
 )
+from siyu.segments.queries import clv_summary
 from siyu.segments.scores_queries import stage_flows, stage_overview
 
 FLOW_DAYS = 30
@@ -111,6 +112,7 @@ def pool_overview(request: HttpRequest, workspace: Workspace, actor: Actor) -> H
         "dimension": dimension,
         "flow_days": FLOW_DAYS,
         "last_refresh_at": parse_datetime(last.get("at") or "") if last else None,
+        "clv": clv_summary(workspace),
         "charts": {
             "stages": [{"name": str(s["label"]), "value": s["n"]} for s in stages],
             "tiers": [{"name": str(t["label"]), "value": t["n"]} for t in tiers],
@@ -130,4 +132,15 @@ def pool_recompute(request: HttpRequest, workspace: Workspace, actor: Actor) -> 
         request,
         _("Recalculation started. Stages, tiers and segments update within a few minutes."),
     )
+    return redirect("console:pool_overview", workspace.slug)
+
+
+@workspace_view("scoring.manage")
+@require_POST
+def clv_refit(request: HttpRequest, workspace: Workspace, actor: Actor) -> HttpResponse:
+    """Refit the lifetime-value model now (a task; it runs nightly anyway)."""
+    from siyu.segments.tasks import fit_clv
+
+    fit_clv.enqueue(workspace.pk, f"console: {actor.label}")
+    messages.success(request, _("Refitting the lifetime value model; it takes a minute or two."))
     return redirect("console:pool_overview", workspace.slug)

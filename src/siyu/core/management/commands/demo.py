@@ -38,6 +38,16 @@ class Command(BaseCommand):
                 f"{c.consents:,} consents, {c.timeline:,} timeline rows, "
                 f"{len(result.logins)} staff"
             )
+            if result.activity is not None:
+                a = result.activity
+                out(
+                    f"  a year of activity: {a.orders:,} orders ({a.buyers:,} buyers, "
+                    f"{a.refunds:,} refunds), {a.events:,} events, {a.products} products"
+                )
+            if result.segments is not None:
+                s = result.segments
+                sizes = "、".join(f"{name} {size:,}" for name, size in s.sizes.items())
+                out(f"  segments: {s.builtins} built-in; {sizes}; {s.clv_text}")
         else:
             total = Contact.objects.filter(workspace=workspace).count()
             out(f"  the demo workspace exists ({total:,} contacts): nothing loaded")
