@@ -5,7 +5,7 @@
         [--orders 3000000]
 
 1. **Pool.** A workspace `bench-segments` filled by bench/segment_pool.py (deterministic,
-   about 12 minutes on PostgreSQL for the default size; kept and reused by later runs
+   about 24 minutes on PostgreSQL for the default size; kept and reused by later runs
    with the same sizes, `--reseed` to rebuild it).
 2. **Built-ins.** Stages, tiers and RFM for every contact (`scores_refresh`), then the
    built-in segments (one per stage, tier and RFM segment), twice: the first computation
@@ -297,6 +297,7 @@ def timed(call) -> tuple[float, object]:
 
 
 def measure(ws, args, contacts: int, events: int, orders: int) -> dict:
+    from django.apps import apps
     from django.db import connection
     from segment_pool import NOW
 
@@ -309,14 +310,18 @@ def measure(ws, args, contacts: int, events: int, orders: int) -> dict:
     from siyu.segments.scores import scores_refresh
 
     actor = Actor.system("bench")
-    # a clean slate of segments each run (the pool itself is reused)
-    for model in ("SegmentChange", "SegmentMember", "SegmentSize"):
-        with connection.cursor() as cursor:
-            from django.apps import apps
-
-            table = apps.get_model("segments", model)._meta.db_table
+    # a clean slate of segments each run (the pool itself is reused), their space given back
+    # (autovacuum may be off: dead rows would slow every later run's writes)
+    tables = [
+        apps.get_model("segments", m)._meta.db_table
+        for m in ("SegmentChange", "SegmentMember", "SegmentSize", "Segment")
+    ]
+    with connection.cursor() as cursor:
+        for table in tables:
             cursor.execute(f"DELETE FROM {table} WHERE workspace_id = %s", [ws.pk])
-    Segment.objects.filter(workspace=ws).delete()
+        if connection.vendor == "postgresql":
+            for table in tables:
+                cursor.execute(f"VACUUM {table}")
 
     # -- built-ins ---------------------------------------------------------------------------
     # first the initial computation (every member and entry row written), then the
