@@ -85,7 +85,7 @@ def test_list_shows_kind_size_trend_and_realtime(cast, console, people):
         workspace=cast.workspace, actor=SYSTEM, contact=people["chen"], profile={"city": "上海"}
     )
     actions.segment_refresh(workspace=cast.workspace, segment=segment)  # a second size row
-    page = console("agent").get("/w/brand/segments/")
+    page = console("analyst").get("/w/brand/segments/")
     assert page.status_code == 200
     html = page.content.decode()
     assert "上海客户" in html and "活动名单" in html

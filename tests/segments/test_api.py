@@ -72,6 +72,29 @@ def test_preview_counts_without_saving(pool, api):
         ({"type": "segment", "op": "in", "value": 99999}, "rule.value"),
         ({"type": "sample", "value": 0}, "rule.value"),
         ({"type": "tags", "op": "any", "value": [424242]}, "rule.value[0]"),
+        ({"type": "field", "field": "created_at", "op": "on", "value": "9999-12-31"}, "rule.value"),
+        (
+            {
+                "type": "orders",
+                "metric": "count",
+                "op": "gte",
+                "value": 1,
+                "window": {"from": "0001-01-01"},
+            },
+            "rule.window.from",
+        ),
+        ({"type": "attribute", "key": "vip_level", "op": "gte", "value": 10**30}, "rule.value"),
+        ({"type": "sample", "value": 0.004}, "rule.value"),
+        (
+            {
+                "type": "event",
+                "event": "X",
+                "op": "gte",
+                "value": 1,
+                "where": [{"property": "0", "kind": "string", "op": "eq", "value": "a"}],
+            },
+            "rule.where[0].property",
+        ),
     ],
 )
 def test_bad_rules_are_422_naming_their_path(pool, api, rule, path):
@@ -199,3 +222,17 @@ def test_tiers_page_shows_the_clv_card(pool, console):
     page = console("analyst").get("/w/brand/tiers/").content.decode()
     assert "预测生命周期价值" in page and "立即重新拟合" not in page
     assert console("operator").post("/w/brand/tiers/clv/").status_code == 403
+
+
+def test_an_agent_sees_sizes_over_its_own_contacts(pool, api, console, cast):
+    from siyu.contacts.models import Contact
+
+    Contact.objects.filter(pk=pool.c["张伟"].pk).update(owner=cast.agent.staff)
+    sid = api("operator").post("/api/v1/segments", {"name": "上海", "rule": SHANGHAI}).json()["id"]
+    assert api("operator").get(f"/api/v1/segments/{sid}").json()["size"] == 2
+    agent = api("agent")
+    assert agent.get(f"/api/v1/segments/{sid}").json()["size"] == 1
+    assert [s["size"] for s in agent.get("/api/v1/segments").json()["items"]] == [1]
+    assert agent.get(f"/api/v1/segments/{sid}/sizes").json() == []
+    page = console("agent").get(f"/w/brand/segments/{sid}/").content.decode()
+    assert 'data-kpi="size">1<' in page

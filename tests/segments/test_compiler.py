@@ -312,3 +312,40 @@ def test_sample_buckets_are_uniform():
     for pk in range(1, 20001):
         counts[sample_bucket(pk, "seed") // 1000] += 1
     assert all(1800 < n < 2200 for n in counts), counts
+
+
+def test_property_names_are_keys_not_lookups(pool):
+    from siyu.tracking.models import Event
+
+    Event.objects.create(
+        workspace=pool.ws,
+        message_id="odd-names",
+        type="track",
+        event="Odd",
+        properties={"a__b": "x", "contains": "y"},
+        timestamp=NOW,
+        received_at=NOW,
+        status="processed",
+        contact=pool.c["李娜"],
+    )
+    for name, value in (("a__b", "x"), ("contains", "y")):
+        rule = {
+            "type": "event",
+            "event": "Odd",
+            "op": "gte",
+            "value": 1,
+            "where": [{"property": name, "kind": "string", "op": "eq", "value": value}],
+        }
+        assert _names(pool, select(pool, rule)) == {"李娜"}, name
+
+
+def test_first_and_last_time_windows_match_event_windows(pool):
+    # 李娜 signed up 40 days ago: outside a 40-day window, inside a 41-day one, both ways
+    for days, inside in ((40, False), (41, True)):
+        window = {"last_days": days}
+        counted = {"type": "event", "event": "Signed Up", "op": "gte", "value": 1,
+                   "window": window}  # fmt: skip
+        first = {"type": "event_time", "event": "Signed Up", "which": "first",
+                 "op": "within_last_days", "value": days}  # fmt: skip
+        assert ("李娜" in _names(pool, select(pool, counted))) is inside
+        assert ("李娜" in _names(pool, select(pool, first))) is inside

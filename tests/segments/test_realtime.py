@@ -105,7 +105,36 @@ def test_a_merge_carries_history_and_static_memberships(cast, system_actor, make
         .order_by("id")
         .values_list("contact_id", "kind")
     )
-    assert history == [(a.pk, "entered"), (a.pk, "entered")]
+    # b's own history went with b: a entered once, when the list passed to it
+    assert history == [(a.pk, "entered")]
+
+
+def test_a_merge_keeps_rule_based_sizes_and_re_evaluates_the_survivor(
+    cast, system_actor, make_contact, django_capture_on_commit_callbacks
+):
+    from siyu.contacts.models import Contact
+    from siyu.segments.models import Segment
+
+    a = make_contact(name="甲", phone="13900000021")
+    b = make_contact(name="乙", phone="13900000022")
+    c = make_contact(name="丙", phone="13900000023")
+    Contact.objects.filter(pk__in=[b.pk, c.pk]).update(city="上海")
+    segment = actions.segment_create(
+        workspace=cast.workspace,
+        actor=system_actor,
+        name="上海",
+        rule={"type": "field", "field": "city", "op": "eq", "value": "上海"},
+    )
+    assert member_ids(segment) == {b.pk, c.pk}
+    with django_capture_on_commit_callbacks(execute=True):
+        contact_actions.contacts_merge(
+            workspace=cast.workspace, actor=system_actor, survivor=a, other=b
+        )
+    # the survivor took b's city (fill_from) and was re-evaluated: it entered
+    assert member_ids(segment) == {a.pk, c.pk}
+    assert Segment.objects.get(pk=segment.pk).size == 2
+    kinds = sorted(SegmentChange.objects.filter(segment=segment).values_list("contact_id", "kind"))
+    assert kinds == sorted([(a.pk, "entered"), (c.pk, "entered")])
 
 
 def test_the_schedule_is_claimed_once(cast, settings):

@@ -4,6 +4,7 @@ scores. docs/api.md lists them; rules are described in docs/segments.md."""
 from django.http import HttpRequest
 from ninja import Router, Status
 
+from siyu.accounts.permissions import is_own_only
 from siyu.contacts.queries import visible_contacts
 from siyu.core.api import allowed
 from siyu.core.errors import NotFound
@@ -35,7 +36,7 @@ clv_router = Router(tags=["segments"])
 @segments_router.get("", response=SegmentList, summary="List segments")
 def list_segments(request: HttpRequest, kind: str = "", cursor: str = "", limit: int = 50):
     """Newest first; `kind` = dynamic, static or builtin."""
-    workspace, _ = allowed(request, "segments.view")
+    workspace, actor = allowed(request, "segments.view")
     limit = max(1, min(limit, 200))
     qs = queries.segments(workspace, kind).order_by("-id")
     if cursor:
@@ -43,7 +44,8 @@ def list_segments(request: HttpRequest, kind: str = "", cursor: str = "", limit:
         qs = qs.filter(pk__lt=after)
     rows = list(qs[: limit + 1])
     next_cursor = encode_cursor([rows[limit - 1].pk]) if len(rows) > limit else None
-    return {"items": [segment_out(s) for s in rows[:limit]], "next": next_cursor}
+    page = queries.hide_others(workspace, actor, rows[:limit])
+    return {"items": [segment_out(s) for s in page], "next": next_cursor}
 
 
 @segments_router.get("/schema", summary="What a rule may use")
@@ -85,8 +87,9 @@ def create_segment(request: HttpRequest, payload: SegmentIn):
 
 @segments_router.get("/{segment_id}", response=SegmentOut, summary="Get a segment")
 def get_segment(request: HttpRequest, segment_id: int):
-    workspace, _ = allowed(request, "segments.view")
-    return segment_out(queries.get_segment_for(workspace, segment_id))
+    workspace, actor = allowed(request, "segments.view")
+    segment = queries.get_segment_for(workspace, segment_id)
+    return segment_out(queries.hide_others(workspace, actor, [segment])[0])
 
 
 @segments_router.patch("/{segment_id}", response=SegmentOut, summary="Edit a segment")
@@ -161,9 +164,10 @@ def changes(request: HttpRequest, segment_id: int, cursor: str = "", limit: int 
 
 @segments_router.get("/{segment_id}/sizes", response=list[SizeOut], summary="Size history")
 def sizes(request: HttpRequest, segment_id: int):
-    workspace, _ = allowed(request, "segments.view")
+    """The size after each refresh (agents, who see only their own contacts: none)."""
+    workspace, actor = allowed(request, "segments.view")
     segment = queries.get_segment_for(workspace, segment_id)
-    return queries.size_history(segment)
+    return [] if is_own_only(actor.role) else queries.size_history(segment)
 
 
 @contact_segments_router.get(

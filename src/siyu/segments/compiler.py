@@ -28,7 +28,7 @@ from django.db.models import (
     Sum,
     Value,
 )
-from django.db.models.fields.json import KeyTextTransform
+from django.db.models.fields.json import KeyTextTransform, KeyTransform
 from django.db.models.functions import ExtractDay, ExtractMonth, Mod, Substr
 from django.db.models.lookups import GreaterThanOrEqual, LessThan, LessThanOrEqual
 
@@ -435,9 +435,11 @@ def _raw_events(node: dict, ws: int, clock: Clock) -> QuerySet:
     rows = rows.filter(
         **{f"timestamp__{k}": v for k, v in clock.window_times(node["window"]).items()}
     )
-    for flt in node["where"]:
+    for n, flt in enumerate(node["where"]):
         type_ = catalog.EVENT_PROPERTY_TYPES[flt["kind"]]
-        path = f"properties__{flt['property']}"
+        # the property as one key (a name like "a__b" or "contains" is not a lookup path)
+        path = f"where_{n}"
+        rows = rows.annotate(**{path: KeyTransform(flt["property"], "properties")})
         has_key = Q(properties__has_key=flt["property"])
         if flt["op"] == "is_set":
             rows = rows.filter(has_key)
@@ -454,9 +456,14 @@ def _event_time(node: dict, ws: int, clock: Clock) -> Q:
     rows = DailyEventCount.objects.filter(workspace_id=ws, event=node["event"])
     aggregate = Min("day") if node["which"] == "first" else Max("day")
     dated = rows.values("contact_id").annotate(d=aggregate)
-    return _members(
-        dated.filter(compare("d", "date", node["op"], node["value"], clock, False)), clock
-    )
+    op, value = node["op"], node["value"]
+    if op == "within_last_days":  # as event windows: today and the N - 1 days before
+        condition = Q(d__gte=clock.today - datetime.timedelta(days=value - 1))
+    elif op == "more_than_days_ago":  # the complement
+        condition = Q(d__lt=clock.today - datetime.timedelta(days=value - 1))
+    else:
+        condition = compare("d", "date", op, value, clock, False)
+    return _members(dated.filter(condition), clock)
 
 
 def _score(node: dict, ws: int, clock: Clock) -> Q:

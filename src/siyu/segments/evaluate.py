@@ -298,7 +298,11 @@ def _event_time(node, record, clock, attribute_types) -> bool:
     if not days:
         return False
     day = min(days) if node["which"] == "first" else max(days)
-    return compare("date", node["op"], node["value"], day, clock)
+    op, value = node["op"], node["value"]
+    if op in ("within_last_days", "more_than_days_ago"):  # as event windows
+        inside = day >= clock.today - datetime.timedelta(days=value - 1)
+        return inside if op == "within_last_days" else not inside
+    return compare("date", op, value, day, clock)
 
 
 def _score(node, record, clock, attribute_types) -> bool:

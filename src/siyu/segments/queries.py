@@ -132,3 +132,26 @@ def clv_summary(workspace: Workspace) -> dict[str, Any] | None:
         "gamma_gamma_error": fit.params.get("gamma_gamma_error", ""),
         "predicted": totals,
     }
+
+
+def hide_others(workspace: Workspace, actor: Actor, segments: list[Segment]) -> list[Segment]:
+    """For agents, who see only their own contacts: each segment's size becomes the number
+    of its members they own (one grouped query), so no count of other people's customers
+    reaches them. Other roles: unchanged."""
+    if not is_own_only(actor.role) or not segments:
+        return segments
+    from django.db.models import Count
+
+    counts = dict(
+        SegmentMember.objects.filter(
+            workspace=workspace,
+            segment_id__in=[s.pk for s in segments],
+            contact_id__in=visible_contacts(workspace, actor).values("pk"),
+        )
+        .values("segment_id")
+        .annotate(n=Count("id"))
+        .values_list("segment_id", "n")
+    )
+    for segment in segments:
+        segment.size = counts.get(segment.pk, 0)
+    return segments

@@ -5,8 +5,8 @@ import logging
 from collections.abc import Iterable
 
 from django.db import transaction
+from django.db.models import F
 
-from siyu.core import sqlbulk
 from siyu.core.models import Workspace
 from siyu.segments.membership import refresh_contacts, refresh_order
 from siyu.segments.models import (
@@ -49,39 +49,47 @@ def on_contacts_processed(workspace: Workspace, contact_ids: Iterable[int]) -> d
 
 
 def move_segments_on_merge(workspace: Workspace, mapping: dict[int, int]) -> None:
-    """Merge hook: a merged-away contact's history joins its survivor's; its static
-    memberships pass to the survivor (unless it has them already); its rule-based
-    memberships go with it, and the survivor is re-evaluated after the merge commits."""
-    pairs = sorted(mapping.items())
-    sqlbulk.update_from_values(
-        SegmentChange._meta.db_table,
-        [("other", "int"), ("survivor", "int")],
-        pairs,
-        "contact_id = v.survivor",
-        key="contact_id",
-    )
-    static = SegmentMember.objects.filter(
-        workspace=workspace, contact_id__in=list(mapping), segment__kind=SegmentKind.STATIC
-    )
+    """Merge hook: a merged-away contact's static memberships pass to its survivor (unless
+    it has them already, with an `entered` row); its rule-based memberships end with it,
+    and those segments' sizes shrink accordingly (its history goes with it: it left no
+    segment, it became the survivor). After the merge commits, the survivors are
+    re-evaluated in every rule-based segment."""
+    others = list(mapping)
     held = set(
         SegmentMember.objects.filter(
             workspace=workspace, contact_id__in=set(mapping.values())
         ).values_list("segment_id", "contact_id")
     )
-    for member in static.order_by("pk"):
+    members = SegmentMember.objects.filter(workspace=workspace, contact_id__in=others)
+    gone: dict[int, int] = {}
+    for member in members.select_related("segment").order_by("pk"):
         target = mapping[member.contact_id]
-        if (member.segment_id, target) in held:
+        if member.segment.kind == SegmentKind.STATIC and (member.segment_id, target) not in held:
+            held.add((member.segment_id, target))
+            SegmentMember.objects.filter(pk=member.pk).update(contact_id=target)
+            SegmentChange.objects.create(
+                workspace=workspace,
+                segment_id=member.segment_id,
+                contact_id=target,
+                kind=ChangeKind.ENTERED,
+            )
             continue
-        held.add((member.segment_id, target))
-        SegmentMember.objects.filter(pk=member.pk).update(contact_id=target)
-        SegmentChange.objects.create(
-            workspace=workspace,
-            segment_id=member.segment_id,
-            contact_id=target,
-            kind=ChangeKind.ENTERED,
-        )
+        SegmentMember.objects.filter(pk=member.pk).delete()
+        gone[member.segment_id] = gone.get(member.segment_id, 0) + 1
+    for segment_id, count in gone.items():
+        Segment.objects.filter(pk=segment_id).update(size=F("size") - count)
     survivors = sorted(set(mapping.values()))
-    transaction.on_commit(lambda: on_contacts_processed(workspace, survivors))
+    transaction.on_commit(lambda: reevaluate(workspace, survivors))
+
+
+def reevaluate(workspace: Workspace, contact_ids: list[int]) -> None:
+    """These contacts in every rule-based segment now (after a merge changed who they are);
+    a failure is logged and left to the next scheduled refresh."""
+    try:
+        for segment in refresh_order(workspace):
+            refresh_contacts(segment, contact_ids)
+    except Exception:  # noqa: BLE001 - the scheduled refresh catches up
+        log.exception("re-evaluating merged contacts failed in workspace %s", workspace.pk)
 
 
 def after_events_processed(workspace: Workspace, event_ids: list[int]) -> None:

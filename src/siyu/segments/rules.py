@@ -239,8 +239,8 @@ def _segment(rule: dict, ctx: RuleContext, path: str, depth: int) -> dict:
 
 def _sample(rule: dict, ctx: RuleContext, path: str, depth: int) -> dict:
     percent = _number(rule.get("value"), f"{path}.value")
-    if not 0 < percent <= 100:
-        raise ValidationError(f"{path}.value", "a percentage above 0 and at most 100")
+    if not 0.01 <= percent <= 100:  # hundredths of a percent: the bucket is 0..9999
+        raise ValidationError(f"{path}.value", "a percentage from 0.01 to 100")
     seed = rule.get("seed", "")
     if not isinstance(seed, str) or len(seed) > 100:
         raise ValidationError(f"{path}.seed", "expected a text of at most 100 characters")
@@ -367,7 +367,13 @@ def _property_filter(rule: Any, path: str) -> dict:
     if not isinstance(rule, dict):
         raise ValidationError(path, "expected {property, kind, op, value}")
     name = rule.get("property")
-    if not isinstance(name, str) or not name or len(name) > 100 or "." in name or '"' in name:
+    if (
+        not isinstance(name, str)
+        or not name
+        or len(name) > 100
+        or any(c in name for c in '."\\[]$')
+        or name.isdigit()  # a JSON path would read it as an array index
+    ):
         raise ValidationError(f"{path}.property", "expected a top-level property name")
     kind = rule.get("kind")
     if kind not in catalog.EVENT_PROPERTY_TYPES:
@@ -414,6 +420,8 @@ def _number(value: Any, path: str) -> float | int:
         raise ValidationError(path, "expected a number")
     if value != value or value in (float("inf"), float("-inf")):
         raise ValidationError(path, "expected a finite number")
+    if abs(value) > 2**53:  # beyond what both databases compare exactly
+        raise ValidationError(path, "expected a number between -2^53 and 2^53")
     return value
 
 
@@ -429,11 +437,17 @@ def _money(value: Any, path: str) -> Decimal:
     return amount.quantize(Decimal("0.01"))
 
 
+FIRST_DAY, LAST_DAY = datetime.date(1900, 1, 1), datetime.date(9998, 12, 31)
+
+
 def _date(value: Any, path: str) -> datetime.date:
     try:
-        return datetime.date.fromisoformat(value)
+        day = datetime.date.fromisoformat(value)
     except (TypeError, ValueError) as exc:
         raise ValidationError(path, "expected a date YYYY-MM-DD") from exc
+    if not FIRST_DAY <= day <= LAST_DAY:  # the time-zone arithmetic must stay in range
+        raise ValidationError(path, "expected a date from 1900-01-01 to 9998-12-31")
+    return day
 
 
 def _int_list(value: Any, path: str) -> list[int]:

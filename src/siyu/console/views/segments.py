@@ -88,7 +88,9 @@ def segment_list(request: HttpRequest, workspace: Workspace, actor: Actor) -> Ht
         rows = list(qs[: PAGE_SIZE + 1])
         next_before = rows[PAGE_SIZE - 1].pk if len(rows) > PAGE_SIZE else None
         rows = rows[:PAGE_SIZE]
-    trends = daily_sizes(workspace, [s.pk for s in rows])
+    own_only = is_own_only(actor.role)  # agents: sizes over their own contacts, no trends
+    rows = queries.hide_others(workspace, actor, list(rows))
+    trends = {} if own_only else daily_sizes(workspace, [s.pk for s in rows])
     for segment in rows:
         segment.spark = sparkline(trends.get(segment.pk, []))
     context = {
@@ -151,9 +153,11 @@ def detail_page(
     status: int = 200,
 ) -> HttpResponse:
     tz = zoneinfo.ZoneInfo(workspace.timezone)
+    own_only = is_own_only(actor.role)  # agents: the size over their own contacts, no trend
+    queries.hide_others(workspace, actor, [segment])
     history = [
         {"at": row.at.astimezone(tz).strftime("%Y-%m-%d %H:%M"), "size": row.size}
-        for row in queries.size_history(segment)
+        for row in ([] if own_only else queries.size_history(segment))
     ]
     context = {
         "segment": segment,
