@@ -278,21 +278,31 @@ def test_rfm_quintiles_and_named_segments(ws, person):
     assert (row.rfm_r, row.rfm_f, row.rfm_m, row.rfm_segment) == (None, None, None, "")
 
 
-def test_rfm_ties_are_split_by_contact_id(ws, person):
-    """Five buyers alike in every way: each quintile takes one, in contact id order."""
-    buyers = [person(name=f"twin {n}") for n in range(5)]
-    for contact in buyers:
+def test_rfm_ties_score_alike(ws, person):
+    """Buyers alike in every way score alike (the lowest score of their run); one-time
+    buyers all have F = 1 however many there are, so "new customers" exist."""
+    twins = [person(name=f"twin {n}") for n in range(5)]
+    for contact in twins:
         buy(contact, 10_000, ago=3 * DAY)
+    assert len({(score_of(ws, c)) for c in twins}) == 1
+    # six one-time buyers, four regulars: the one-time buyers share F = 1
+    once = [person(name=f"once {n}") for n in range(6)]
+    for n, contact in enumerate(once):
+        buy(contact, 5_000 + n, ago=(n + 1) * DAY)
+    regulars = [person(name=f"regular {n}") for n in range(4)]
+    for n, contact in enumerate(regulars):
+        buy(contact, *[3_000] * (2 + n), ago=(20 + n) * DAY, step=1)
     scores_refresh(ws, now=NOW)
-    rows = [score(c) for c in sorted(buyers, key=lambda c: c.pk)]
-    assert [(r.rfm_r, r.rfm_f, r.rfm_m) for r in rows] == [(n, n, n) for n in range(1, 6)]
-    assert [r.rfm_segment for r in rows] == [
-        "hibernating",
-        "hibernating",
-        "need_attention",
-        "loyal",
-        "champions",
-    ]
+    assert {score(c).rfm_f for c in once} == {1}
+    assert score(once[0]).rfm_segment == "new_customers"  # the most recent one-time buyer
+    assert [score(c).rfm_f for c in regulars] == sorted(score(c).rfm_f for c in regulars)
+    assert score(regulars[-1]).rfm_f == 5
+
+
+def score_of(ws, contact) -> tuple:
+    scores_refresh(ws, now=NOW)
+    row = score(contact)
+    return (row.rfm_r, row.rfm_f, row.rfm_m, row.rfm_segment)
 
 
 # --- flows and *_since -------------------------------------------------------------------------

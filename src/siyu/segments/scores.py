@@ -384,14 +384,19 @@ def _next_select(*, rfm: bool, contacts: str = "") -> str:
 
 
 def _ranks_select() -> str:
-    """The buyers' RFM quintiles. Ties are broken by contact id (a higher id ranks higher),
-    so equal values that straddle a quintile boundary get different scores."""
+    """The buyers' RFM quintiles: 1 + (rank - 1) × 5 / buyers, where tied values share the
+    lowest rank of their run (RANK). So equal values always score alike (every one-time
+    buyer has F = 1), and with distinct values each score holds a fifth of the buyers."""
     stats = _table(ContactStats)
+
+    def quintile(order: str) -> str:
+        return f"1 + (RANK() OVER (ORDER BY {order}) - 1) * 5 / COUNT(*) OVER ()"
+
     return (
         "SELECT st.contact_id, "
-        "NTILE(5) OVER (ORDER BY st.last_order_at, st.contact_id) AS r, "
-        "NTILE(5) OVER (ORDER BY st.order_count, st.contact_id) AS f, "
-        "NTILE(5) OVER (ORDER BY st.net_spend_fen, st.contact_id) AS m "
+        f"{quintile('st.last_order_at')} AS r, "
+        f"{quintile('st.order_count')} AS f, "
+        f"{quintile('st.net_spend_fen')} AS m "
         f"FROM {stats} st WHERE st.workspace_id = %(ws)s AND st.order_count > 0 "
         "AND st.last_order_at IS NOT NULL"
     )
