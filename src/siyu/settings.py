@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "siyu.contacts",
     "siyu.tracking",
     "siyu.segments",
+    "siyu.messaging",
     "siyu.console",
 ]
 
