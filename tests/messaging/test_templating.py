@@ -44,6 +44,9 @@ def test_syntax_errors_name_the_line_and_unknown_variables_are_refused():
         "{{ contact.nickname }}",  # missing: an error, never an empty string
         "{{ contact.attributes.vip_level + 'x' }}",
         "{% for i in range(100000000) %}{% endfor %}",
+        "{% for i in range(9999) %}{% for j in range(9999) %}{% endfor %}{% endfor %}",
+        "{{ 'x' * 1000000000 }}",
+        "{{ 10 ** 1000000000 }}",
     ],
 )
 def test_unsafe_or_broken_templates_never_render(cast, make_contact, source):
@@ -80,3 +83,16 @@ def test_wecom_text_is_limited_in_bytes():
     with pytest.raises(ValidationError) as exc:
         check_wecom_text("好" * 1334)
     assert "4000" in exc.value.message
+
+
+def test_loops_within_the_budget_render(cast, make_contact):
+    contact = make_contact(name="王芳")
+    text = render_message("{% for i in range(3) %}{{ i }}{% endfor %}", contact_context(contact))
+    assert text == "012"
+    # the budget is per render: the next one starts afresh
+    long = "{% for i in range(6000) %}{% endfor %}ok"
+    assert render_message(long, contact_context(contact)) == "ok"
+    assert render_message(long, contact_context(contact)) == "ok"
+    assert render_message("{{ '-' * 3 }}{{ 2 ** 3 }}{{ 3 * 4 }}", contact_context(contact)) == (
+        "---812"
+    )

@@ -11,6 +11,7 @@ A template must never run code and an error must never reach a customer, so:
   caller (the outbox) records the reason instead of sending.
 """
 
+import contextvars
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, meta
@@ -22,14 +23,46 @@ MAX_SOURCE = 20_000  # characters of template source
 # what a message's template may name; later issues fill the reserved ones
 CONTEXT_NAMES = frozenset({"contact", "workspace", "link", "coupon", "points", "recommendations"})
 
-_ENV = ImmutableSandboxedEnvironment(
-    undefined=StrictUndefined,
-    autoescape=False,  # SMS, WeCom and WeChat text are plain; e-mail HTML escapes itself
-    keep_trailing_newline=True,
-)
-_HTML_ENV = ImmutableSandboxedEnvironment(
-    undefined=StrictUndefined, autoescape=True, keep_trailing_newline=True
-)
+# `range` is the only way a template can loop without end; every render gets a budget of
+# iterations over all its ranges together (nested loops multiply, so a per-range cap is not
+# enough)
+RANGE_BUDGET = 10_000
+_budget: contextvars.ContextVar[list[int]] = contextvars.ContextVar("range_budget")
+
+
+def _budgeted_range(*args: int) -> range:
+    numbers = range(*args)
+    left = _budget.get([RANGE_BUDGET])
+    left[0] -= len(numbers)
+    if left[0] < 0:
+        raise OverflowError(f"loops longer than {RANGE_BUDGET} steps in all")
+    return numbers
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """Also refuses the two operators that can allocate without bound: `'x' * 10**9` and
+    `10 ** 10**9`."""
+
+    intercepted_binops = frozenset({"*", "**"})
+    MAX_RESULT = 100_000  # characters or items of a repeated text or list
+
+    def call_binop(self, context, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**":
+            if isinstance(right, int) and abs(right) > 100:
+                raise OverflowError("exponent too large")
+            return left**right
+        for seq, times in ((left, right), (right, left)):
+            if isinstance(seq, str | list | tuple) and isinstance(times, int):
+                if len(seq) * times > self.MAX_RESULT:
+                    raise OverflowError("repetition too long")
+        return left * right
+
+
+# SMS, WeCom and WeChat text are plain; e-mail HTML escapes every value
+_ENV = _Sandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+_HTML_ENV = _Sandbox(undefined=StrictUndefined, autoescape=True, keep_trailing_newline=True)
+for _environment in (_ENV, _HTML_ENV):
+    _environment.globals["range"] = _budgeted_range
 
 
 class TemplateRenderError(SiyuError):
@@ -70,7 +103,9 @@ def check_template(source: Any, field: str = "body", html: bool = False) -> str:
 
 def render_message(source: str, context: dict[str, Any], html: bool = False) -> str:
     """The rendered text, or TemplateRenderError with the reason (a missing value, a
-    forbidden attribute, a type error): never a half-rendered message."""
+    forbidden attribute, a type error, loops or repetitions over the budget): never a
+    half-rendered message."""
+    token = _budget.set([RANGE_BUDGET])
     try:
         return _env(html).from_string(source).render(**context)
     except TemplateError as exc:  # includes UndefinedError and SecurityError
@@ -81,6 +116,8 @@ def render_message(source: str, context: dict[str, Any], html: bool = False) -> 
         raise TemplateRenderError(
             "the template cannot be rendered: %(error)s", params={"error": str(exc)}
         ) from exc
+    finally:
+        _budget.reset(token)
 
 
 def contact_context(contact, *, workspace=None) -> dict[str, Any]:
