@@ -53,6 +53,48 @@ def ensure_database(url: str) -> None:
             print(f"created database {cfg['NAME']}")
 
 
+def delete_workspace(ws) -> None:
+    """A bench workspace and everything in it: raw deletes, biggest tables first (the ORM
+    would load millions of rows). Shared by the benchmarks that make their own workspace."""
+    from django.apps import apps
+    from django.db import connection, transaction
+
+    order = [
+        "segments.SegmentChange",
+        "segments.SegmentMember",
+        "segments.SegmentSize",
+        "segments.Segment",
+        "segments.ContactScore",
+        "segments.StageFlow",
+        "segments.ClvFit",
+        "segments.RefreshSchedule",
+        "segments.ScoringSettings",
+        "tracking.DailyEventCount",
+        "tracking.ContactStats",
+        "tracking.OrderItem",
+        "tracking.OrderRefund",
+        "tracking.Order",
+        "tracking.Event",
+        "tracking.Product",
+        "tracking.IngestState",
+        "tracking.WriteKey",
+        "contacts.TimelineEntry",
+        "contacts.ContactTag",
+        "contacts.Tag",
+        "contacts.TagGroup",
+        "contacts.Consent",
+        "contacts.Identity",
+        "contacts.Contact",
+        "contacts.AttributeDefinition",
+        "core.AuditLog",
+    ]
+    with transaction.atomic(), connection.cursor() as cursor:
+        for label in order:
+            table = apps.get_model(label)._meta.db_table
+            cursor.execute(f"DELETE FROM {table} WHERE workspace_id = %s", [ws.pk])
+        ws.delete()
+
+
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]

@@ -38,7 +38,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "bench"))
-from contacts import ensure_database  # noqa: E402
+from contacts import delete_workspace, ensure_database  # noqa: E402
 
 SLUG = "bench-ingest"
 TARGET_PER_S = 20_000
@@ -165,37 +165,12 @@ def drive(port: int, key: str, bodies: list[bytes], clients: int) -> float:
 
 
 def delete_previous(slug: str) -> None:
-    """Remove an earlier run's bench workspace: raw deletes, biggest tables first."""
-    from django.apps import apps
-    from django.db import connection, transaction
-
+    """Remove an earlier run's bench workspace."""
     from siyu.core.models import Workspace
 
     ws = Workspace.objects.filter(slug=slug).first()
-    if ws is None:
-        return
-    order = [
-        "tracking.DailyEventCount",
-        "tracking.ContactStats",
-        "tracking.OrderItem",
-        "tracking.OrderRefund",
-        "tracking.Order",
-        "tracking.Event",
-        "tracking.IngestState",
-        "tracking.WriteKey",
-        "contacts.TimelineEntry",
-        "contacts.ContactTag",
-        "contacts.Consent",
-        "contacts.Identity",
-        "contacts.Contact",
-        "contacts.AttributeDefinition",
-        "core.AuditLog",
-    ]
-    with transaction.atomic(), connection.cursor() as cursor:
-        for label in order:
-            table = apps.get_model(label)._meta.db_table
-            cursor.execute(f"DELETE FROM {table} WHERE workspace_id = %s", [ws.pk])
-        ws.delete()
+    if ws is not None:
+        delete_workspace(ws)
 
 
 def raw_insert_rate(workspace_id: int) -> float:

@@ -31,7 +31,6 @@ a tenth of the sizes. The last line printed is one JSON object."""
 
 import argparse
 import json
-import math
 import os
 import random
 import sys
@@ -40,15 +39,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "bench"))
-from contacts import ensure_database  # noqa: E402
+from contacts import delete_workspace, ensure_database, pct  # noqa: E402
 
 SLUG = "bench-segments"
 TARGETS = {"segment_s": 2.0, "builtins_s": 60.0, "realtime_p95_ms": 20.0, "clv_s": 60.0}
-
-
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
 
 
 def representative(tag_ids: list[int], first_id: int | None) -> list[tuple[str, dict]]:
@@ -247,47 +241,6 @@ def prepare(contacts: int, events: int, orders: int, reseed: bool):
     print(f"seeded in {time.perf_counter() - started:.0f} s")
     marker.write_text(json.dumps({**sizes, "workspace": ws.pk}))
     return ws
-
-
-def delete_workspace(ws) -> None:
-    """Raw deletes, biggest tables first (the ORM would load millions of rows)."""
-    from django.apps import apps
-    from django.db import connection, transaction
-
-    order = [
-        "segments.SegmentChange",
-        "segments.SegmentMember",
-        "segments.SegmentSize",
-        "segments.Segment",
-        "segments.ContactScore",
-        "segments.StageFlow",
-        "segments.ClvFit",
-        "segments.RefreshSchedule",
-        "segments.ScoringSettings",
-        "tracking.DailyEventCount",
-        "tracking.ContactStats",
-        "tracking.OrderItem",
-        "tracking.OrderRefund",
-        "tracking.Order",
-        "tracking.Event",
-        "tracking.Product",
-        "tracking.IngestState",
-        "tracking.WriteKey",
-        "contacts.TimelineEntry",
-        "contacts.ContactTag",
-        "contacts.Tag",
-        "contacts.TagGroup",
-        "contacts.Consent",
-        "contacts.Identity",
-        "contacts.Contact",
-        "contacts.AttributeDefinition",
-        "core.AuditLog",
-    ]
-    with transaction.atomic(), connection.cursor() as cursor:
-        for label in order:
-            table = apps.get_model(label)._meta.db_table
-            cursor.execute(f"DELETE FROM {table} WHERE workspace_id = %s", [ws.pk])
-        ws.delete()
 
 
 def timed(call) -> tuple[float, object]:

@@ -284,3 +284,16 @@ def analyze_stale(cursor, tables: Sequence[str]) -> list[str]:
             cursor.execute(f"ANALYZE {table}")
             done.append(table)
     return done
+
+
+def workspace_lock(lock_class: int, workspace_id: int) -> None:
+    """Hold a lock of `lock_class` on one workspace until the transaction ends (call it
+    inside one): a second holder waits. PostgreSQL: a transaction-level advisory lock (a row
+    lock on the workspace would hold up every insert that references it). SQLite: nothing
+    to do, the transaction already holds the database's single write lock (BEGIN
+    IMMEDIATE, settings.py)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(%s, %s)", [lock_class, int(workspace_id) & 0x7FFFFFFF]
+            )

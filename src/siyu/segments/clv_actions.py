@@ -34,16 +34,8 @@ def _finite(value: float) -> float | None:
 
 def _lock(workspace: Workspace) -> None:
     """Hold the workspace's CLV lock until the transaction ends: a second fit of the same
-    workspace waits for the first. PostgreSQL: a transaction-level advisory lock (a row lock
-    on the workspace would also hold up every insert that references it, i.e. all ingest,
-    for the length of the fit). SQLite: the transaction is BEGIN IMMEDIATE (settings.py),
-    which already holds the database's single write lock, so fits cannot overlap."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_advisory_xact_lock(%s, %s)",
-                [_LOCK_CLASS, int(workspace.pk) & 0x7FFFFFFF],
-            )
+    workspace waits for the first."""
+    sqlbulk.workspace_lock(_LOCK_CLASS, workspace.pk)
 
 
 def _write_scores(

@@ -183,28 +183,7 @@ def set_static_members(
         )
         new = [c for c in add if c not in present]
         gone = [c for c in remove if c in present]
-        SegmentMember.objects.bulk_create(
-            [
-                SegmentMember(workspace_id=segment.workspace_id, segment=segment, contact_id=c)
-                for c in new
-            ],
-            batch_size=1000,
-        )
-        SegmentMember.objects.filter(segment=segment, contact_id__in=gone).delete()
-        SegmentChange.objects.bulk_create(
-            [
-                SegmentChange(
-                    workspace_id=segment.workspace_id,
-                    segment=segment,
-                    contact_id=c,
-                    kind=kind,
-                    at=now,
-                )
-                for kind, ids in ((ChangeKind.ENTERED, new), (ChangeKind.EXITED, gone))
-                for c in ids
-            ],
-            batch_size=1000,
-        )
+        _write_changes(segment, new, gone, now)
         size = SegmentMember.objects.filter(segment=segment).count()
         Segment.objects.filter(pk=segment.pk).update(size=size, refreshed_at=now)
         _record_size(segment, size, len(new), len(gone), now)

@@ -211,13 +211,8 @@ def scores_refresh(
     params = _params(workspace, scoring_settings(workspace), now)
     totals = {"contacts": 0, "stage_changed": 0, "tier_changed": 0}
     with transaction.atomic():
-        if connection.vendor == "postgresql":
-            # two runs at once would both count the same change in the flows
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT pg_advisory_xact_lock(%s, %s)",
-                    [_LOCK_CLASS, int(workspace.pk) & 0x7FFFFFFF],
-                )
+        # two runs at once would both count the same change in the flows
+        sqlbulk.workspace_lock(_LOCK_CLASS, workspace.pk)
         if contact_ids is None:
             _full(params, totals)
         else:
