@@ -35,7 +35,10 @@ from siyu.tracking.products import products_from_batch
 
 log = logging.getLogger(__name__)
 
-BATCH_SIZE = 2000
+# Events per transaction. Larger batches amortise every statement and merge over more events:
+# on the ingest benchmark 2,000 → 10,000 took PostgreSQL from ~4,100 to ~6,000 processed/s.
+# SQLite keeps smaller batches: its lookups go in chunks of IN (…) anyway.
+BATCH_SIZE = {"postgresql": 10_000}.get(connection.vendor, 2000)
 LEASE_SECONDS = 300  # a drainer that died frees its workspace after this long
 LOOKUP_CHUNK = 900  # parameters per IN (…) query, under SQLite's oldest limit
 ACTOR = Actor.system("tracking")
