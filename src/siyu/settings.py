@@ -170,6 +170,15 @@ SIYU_IMPORT_REPORT_RETENTION_HOURS = int(env("IMPORT_REPORT_RETENTION_HOURS", "7
 # nightly at this hour of the workspace's time zone.
 SIYU_SEGMENT_REFRESH_MINUTES = int(env("SEGMENT_REFRESH_MINUTES", "15"))
 SIYU_CLV_FIT_HOUR = int(env("CLV_FIT_HOUR", "3"))
+# Where siyu is reached from outside (unsubscribe links, tracked short links, vendor
+# receipt and reply callbacks), e.g. https://crm.example.cn
+SIYU_PUBLIC_URL = env("PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+# Vendor API base URLs: the vendors' own by default; tests and private gateways point them
+# elsewhere.
+SIYU_ALIYUN_SMS_URL = env("ALIYUN_SMS_URL", "https://dysmsapi.aliyuncs.com").rstrip("/")
+SIYU_TENCENT_SMS_URL = env("TENCENT_SMS_URL", "https://sms.tencentcloudapi.com").rstrip("/")
+SIYU_WECOM_URL = env("WECOM_URL", "https://qyapi.weixin.qq.com").rstrip("/")
+SIYU_WECHAT_URL = env("WECHAT_URL", "https://api.weixin.qq.com").rstrip("/")
 # An upload larger than SIYU_IMPORT_MAX_BYTES is refused while it arrives, before Django
 # writes it to a temporary file (siyu/core/uploads.py); then the usual handlers.
 FILE_UPLOAD_HANDLERS = [

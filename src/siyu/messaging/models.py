@@ -1,0 +1,155 @@
+"""Channels, templates and the outbox.
+
+A `ChannelConfig` is one configured way out of a workspace (its SMTP server, its Aliyun SMS
+account, its WeCom corp, …): non-secret settings in clear, credentials encrypted at rest. A
+`MessageTemplate` says what to send on one kind of channel, in Jinja2 (templating.py). Every
+message is an `OutboxMessage` row, keyed by an idempotency key, before any vendor is called
+(outbox.py sends them)."""
+
+import json
+from typing import Any
+
+from django.conf import settings as django_settings
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from siyu.core import crypto
+from siyu.core.models import WorkspaceScoped
+
+
+class ChannelKind(models.TextChoices):
+    EMAIL = "email", _("Email")
+    SMS_ALIYUN = "sms_aliyun", _("Aliyun SMS")
+    SMS_TENCENT = "sms_tencent", _("Tencent Cloud SMS")
+    WECOM = "wecom", _("WeCom")
+    WECHAT_OA = "wechat_oa", _("WeChat Official Account template message")
+    WECHAT_MP = "wechat_mp", _("Mini program subscribe message")
+    WEBHOOK = "webhook", _("Webhook")
+
+
+class ChannelConfig(WorkspaceScoped):
+    kind = models.CharField(max_length=20, choices=ChannelKind.choices)
+    name = models.CharField(max_length=60)
+    settings = models.JSONField(default=dict, blank=True)
+    # Fernet token of a JSON object; never shown again once saved (the console shows which
+    # keys are set, not their values)
+    secrets_enc = models.TextField(blank=True)
+    enabled = models.BooleanField(default=True)
+    # messages per second this channel may send (the vendor's limit, or lower)
+    rate_per_second = models.FloatField(default=10.0)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(
+        django_settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "name"], name="channelconfig_name_unique")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def secrets(self) -> dict[str, Any]:
+        return json.loads(crypto.decrypt(self.secrets_enc)) if self.secrets_enc else {}
+
+    def set_secrets(self, values: dict[str, Any]) -> None:
+        self.secrets_enc = crypto.encrypt(json.dumps(values)) if values else ""
+
+
+class AccessToken(WorkspaceScoped):
+    """A vendor access token (WeCom, WeChat), shared by every process and refreshed by one
+    (tokens.py). `scope` tells tokens of one channel apart (an app's agent id, …)."""
+
+    channel = models.ForeignKey(ChannelConfig, on_delete=models.CASCADE, related_name="+")
+    scope = models.CharField(max_length=64, default="", blank=True)
+    token_enc = models.TextField(blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    refreshed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["channel", "scope"], name="accesstoken_unique")
+        ]
+
+
+class MessageTemplate(WorkspaceScoped):
+    """What to send on one kind of channel: `content` holds the kind's fields (a subject and
+    bodies for email, a vendor template code and its parameters for SMS, …), each a Jinja2
+    template, validated when saved (templates.py)."""
+
+    kind = models.CharField(max_length=20, choices=ChannelKind.choices)
+    name = models.CharField(max_length=80)
+    content = models.JSONField(default=dict)
+    archived = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "name"], name="messagetemplate_unique")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class OutboxStatus(models.TextChoices):
+    QUEUED = "queued", _("Queued")
+    SENDING = "sending", _("Sending")
+    SENT = "sent", _("Sent")
+    DELIVERED = "delivered", _("Delivered")
+    FAILED = "failed", _("Failed")
+    BOUNCED = "bounced", _("Bounced")
+    SUPPRESSED = "suppressed", _("Suppressed")
+
+
+class OutboxMessage(WorkspaceScoped):
+    """One message to one contact on one channel. The row exists (status queued) before any
+    vendor is called; `key` (source step + contact + channel) is unique per workspace, so
+    planning the same step twice adds nothing. A sender claims rows with a lease, marks them
+    `sending` before the vendor call, and records the outcome after it (outbox.py)."""
+
+    key = models.CharField(max_length=200)
+    # derived rows written in bulk: no database constraint, Django still cascades deletes
+    contact = models.ForeignKey(
+        "contacts.Contact", on_delete=models.CASCADE, db_constraint=False, related_name="+"
+    )
+    channel = models.ForeignKey(ChannelConfig, on_delete=models.PROTECT, related_name="+")
+    template = models.ForeignKey(
+        MessageTemplate, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # who planned it: "broadcast:12", "journey:3:send-1", "test", "api"
+    source = models.CharField(max_length=120)
+    status = models.CharField(
+        max_length=12, choices=OutboxStatus.choices, default=OutboxStatus.QUEUED
+    )
+    # a short code (no_consent, frequency_cap, template_error, vendor:isv.MOBILE_NUMBER_ILLEGAL, …)
+    reason = models.CharField(max_length=120, blank=True)
+    detail = models.TextField(blank=True)
+    # what was sent, as rendered (no address: that is read from the identity when sending)
+    content = models.JSONField(null=True, blank=True)
+    address_masked = models.CharField(max_length=255, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    # not before this time: quiet hours, backoff after a retryable failure, a schedule
+    due_at = models.DateTimeField(default=timezone.now)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    vendor_id = models.CharField(max_length=120, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "key"], name="outbox_key_unique")
+        ]
+        indexes = [
+            # the sender takes due messages of a channel
+            models.Index(fields=["channel", "status", "due_at"], name="outbox_due"),
+            # frequency caps and the contact's message history
+            models.Index(fields=["contact", "created_at"], name="outbox_contact_time"),
+            # reports per broadcast or journey step
+            models.Index(fields=["workspace", "source", "status"], name="outbox_source"),
+        ]
