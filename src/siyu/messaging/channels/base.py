@@ -51,6 +51,7 @@ class Receipt:
     delivered: bool
     vendor_id: str = ""
     key: str = ""
+    address: str = ""  # when one vendor id covers many recipients (a WeCom mass send)
     code: str = ""
     reason: str = ""
     at: datetime.datetime | None = None
@@ -118,6 +119,9 @@ class Transport:
     # messages one `send` call may carry (WeCom mass send: 10,000 external users)
     max_batch: ClassVar[int] = 1
     default_rate: ClassVar[float] = 10.0  # messages per second
+    # the vendor (or receiver) drops a repeated key itself (a webhook's Idempotency-Key,
+    # WeChat's client_msg_id), so a message whose outcome is unknown may simply be resent
+    idempotent_resend: ClassVar[bool] = False
     settings_fields: ClassVar[tuple[FieldSpec, ...]] = ()
     secret_fields: ClassVar[tuple[FieldSpec, ...]] = ()
     template_fields: ClassVar[tuple[FieldSpec, ...]] = ()
@@ -132,6 +136,11 @@ class Transport:
     ):
         self.settings, self.secrets, self.tokens = settings, secrets, tokens
         self.http = http or vendor_client()
+
+    def address_app_id(self) -> str:
+        """The identity's app_id the address is read under (a WeChat openid belongs to one
+        appid); "" for identities without one."""
+        return ""
 
     def check_content(self, content: dict[str, Any]) -> None:
         """Refuse rendered content over the channel's limits: ValidationError naming the
