@@ -36,7 +36,11 @@ class Response:
 
     @classmethod
     def json(cls, data: Any, status: int = 200) -> "Response":
-        return cls(status, json.dumps(data, ensure_ascii=False).encode(), {"Content-Type": "application/json"})
+        return cls(
+            status,
+            json.dumps(data, ensure_ascii=False).encode(),
+            {"Content-Type": "application/json"},
+        )
 
 
 class FakeVendor:
