@@ -233,7 +233,10 @@ _KINDS = {
     "BigIntegerField": "int",
     "SmallIntegerField": "int",
     "PositiveIntegerField": "int",
+    "PositiveSmallIntegerField": "int",
+    "PositiveBigIntegerField": "int",
     "ForeignKey": "int",
+    "FloatField": "float",
 }
 
 

@@ -38,6 +38,11 @@ class ChannelConfig(WorkspaceScoped):
     enabled = models.BooleanField(default=True)
     # messages per second this channel may send (the vendor's limit, or lower)
     rate_per_second = models.FloatField(default=10.0)
+    # sending needs a granted consent (opt-in); otherwise everyone but who withdrew it
+    consent_required = models.BooleanField(default=True)
+    # one sender drains a channel at a time (outbox.py): who, and until when
+    send_holder = models.CharField(max_length=80, blank=True)
+    send_lease_until = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
     created_by = models.ForeignKey(
@@ -157,3 +162,19 @@ class OutboxMessage(WorkspaceScoped):
             # reports per broadcast or journey step
             models.Index(fields=["workspace", "source", "status"], name="outbox_source"),
         ]
+
+
+class ReachPolicy(WorkspaceScoped):
+    """A workspace's guardrails (guardrails.py): frequency caps per contact, per channel kind
+    and across all channels, over rolling windows, and quiet hours in the workspace's time
+    zone, during which messages wait."""
+
+    # {"all": {"day": 2, "week": 6}, "sms": {"day": 1, "week": 3}, …}: at most that many
+    # messages per contact in the last 24 hours / 7 days; a missing entry has no cap
+    caps = models.JSONField(default=dict, blank=True)
+    quiet_start = models.TimeField(null=True, blank=True)
+    quiet_end = models.TimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["workspace"], name="reachpolicy_unique")]

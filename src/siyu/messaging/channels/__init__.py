@@ -15,6 +15,22 @@ TRANSPORTS = {
     "webhook": "siyu.messaging.channels.webhook.transport.WebhookTransport",
 }
 
+# the customer-facing channel each kind reaches people through: frequency caps and reports
+# group by it (an Aliyun and a Tencent SMS account are both "sms")
+REACH = {
+    "email": "email",
+    "sms_aliyun": "sms",
+    "sms_tencent": "sms",
+    "wecom": "wecom",
+    "wechat_oa": "wechat",
+    "wechat_mp": "wechat",
+    "webhook": "webhook",
+}
+
+
+def kinds_reaching(reach: str) -> list[str]:
+    return [kind for kind, name in REACH.items() if name == reach]
+
 
 def transport_class(kind: str) -> type[Transport]:
     module, _, name = TRANSPORTS[kind].rpartition(".")

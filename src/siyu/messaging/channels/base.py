@@ -154,8 +154,10 @@ class Transport:
 
     def lookup(self, message: Outgoing, since: datetime.datetime) -> SendResult | None:
         """After a sender died between marking a message `sending` and recording the answer:
-        did the vendor get it? A SENT result if the vendor has it, a FAILED/RETRY result if it
-        surely has not, None if the vendor cannot tell (the outbox then does not resend)."""
+        did the vendor get it? SENT: the vendor has it. FAILED: the vendor has it, and it
+        failed. RETRY: the vendor surely does not have it (the outbox sends it again). None:
+        the vendor cannot tell (the outbox marks it `failed`, reason outcome_unknown, and
+        never sends it twice)."""
         return None
 
     def receipts(self, body: bytes, headers: dict[str, str]) -> list[Receipt]:

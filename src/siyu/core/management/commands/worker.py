@@ -92,6 +92,17 @@ def enqueue_segment_work() -> None:
         log.exception("scheduling segment refreshes failed")
 
 
+def enqueue_sending() -> None:
+    """Senders for messages that became due (quiet hours over, backoff passed) or that a
+    stopped sender left in flight (messaging/scheduling.py)."""
+    from siyu.messaging.scheduling import enqueue_due
+
+    try:
+        enqueue_due()
+    except Exception:  # noqa: BLE001 - housekeeping must never kill the worker
+        log.exception("scheduling message sending failed")
+
+
 def _housekeeping(stop: threading.Event) -> None:
     """Every REQUEUE_SECONDS the stale jobs, every CLEANUP_SECONDS the files; in its own thread
     so that a slow disk never delays a beat."""
@@ -101,6 +112,7 @@ def _housekeeping(stop: threading.Event) -> None:
             close_old_connections()
             requeue_stale()
             enqueue_segment_work()
+            enqueue_sending()
             if time.monotonic() - last_cleanup >= CLEANUP_SECONDS:
                 last_cleanup = time.monotonic()
                 cleanup_files()
@@ -127,6 +139,7 @@ class Command(BaseCommand):
         for line in cleanup_files():  # once now, then every CLEANUP_SECONDS
             self.stdout.write(line)
         enqueue_segment_work()  # once now, then every REQUEUE_SECONDS
+        enqueue_sending()
         housekeeping = threading.Thread(target=_housekeeping, args=(stop,), daemon=True)
         housekeeping.start()
         try:

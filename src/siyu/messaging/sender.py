@@ -1,0 +1,314 @@
+"""Sending the outbox of one channel: exactly once per key, even when a sender dies.
+
+One sender drains a channel at a time (a lease on the channel row, renewed while it works),
+so the channel's rate limit is simple to respect and two workers never race for a row. It
+takes due messages in groups. For each group, in one transaction, it decides every message
+(guardrails, address, rendering, the channel's limits) and marks those that will go
+`sending`; only then does it call the vendor, and it records the answers in a second
+transaction. So at any moment at most one group is in flight, and after a crash only its
+messages are in `sending`: the next sender asks the vendor about each of them (`lookup`)
+before anything is sent again (recovery.py). Retryable failures go back to `queued` with a
+backoff; messages in quiet hours wait for their end."""
+
+import datetime
+import logging
+import random
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import httpx
+from django.db import connections, transaction
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.crypto import get_random_string
+
+from siyu.contacts.models import Contact
+from siyu.core.errors import ValidationError
+from siyu.messaging import guardrails
+from siyu.messaging.addresses import addresses_for
+from siyu.messaging.channels import REACH, transport_class
+from siyu.messaging.channels.base import Outcome, Outgoing, SendResult, Transport, VendorError
+from siyu.messaging.content import render_content
+from siyu.messaging.models import ChannelConfig, OutboxMessage, OutboxStatus
+from siyu.messaging.templating import TemplateRenderError, contact_context
+from siyu.messaging.tokens import DbTokenStore
+
+log = logging.getLogger(__name__)
+
+LEASE = datetime.timedelta(seconds=120)
+GROUP = 100  # messages decided and in flight at once: what a crash can leave unknown
+THREADS = 8  # vendor calls of a group made at the same time
+MAX_ATTEMPTS = 8
+BACKOFF_SECONDS = (30, 60, 300, 900, 1800, 3600, 3 * 3600)
+
+
+def backoff(attempts: int, retry_after: float | None = None) -> datetime.timedelta:
+    base = BACKOFF_SECONDS[min(attempts, len(BACKOFF_SECONDS)) - 1] if attempts else 30
+    seconds = max(base * random.uniform(0.8, 1.2), retry_after or 0)
+    return datetime.timedelta(seconds=seconds)
+
+
+def transport_for(channel: ChannelConfig, http: httpx.Client | None = None) -> Transport:
+    cls = transport_class(channel.kind)
+    return cls(channel.settings, channel.secrets(), tokens=DbTokenStore(channel), http=http)
+
+
+# --- the channel lease -------------------------------------------------------------------------
+
+
+def claim_channel(channel_id: int, holder: str) -> bool:
+    now = timezone.now()
+    return bool(
+        ChannelConfig.objects.filter(pk=channel_id)
+        .filter(
+            Q(send_lease_until__isnull=True) | Q(send_lease_until__lt=now) | Q(send_holder=holder)
+        )
+        .update(send_holder=holder, send_lease_until=now + LEASE)
+    )
+
+
+def renew_channel(channel_id: int, holder: str) -> None:
+    ChannelConfig.objects.filter(pk=channel_id, send_holder=holder).update(
+        send_lease_until=timezone.now() + LEASE
+    )
+
+
+def release_channel(channel_id: int, holder: str) -> None:
+    ChannelConfig.objects.filter(pk=channel_id, send_holder=holder).update(
+        send_holder="", send_lease_until=None
+    )
+
+
+# --- draining ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Tally:
+    sent: int = 0
+    failed: int = 0
+    suppressed: int = 0
+    retried: int = 0
+    waiting: int = 0  # quiet hours
+    recovered: int = 0
+    by_reason: dict[str, int] = field(default_factory=dict)
+
+    def count(self, status: str, reason: str = "") -> None:
+        attr = {"sent": "sent", "failed": "failed", "suppressed": "suppressed"}.get(status)
+        if attr:
+            setattr(self, attr, getattr(self, attr) + 1)
+        if reason:
+            self.by_reason[reason] = self.by_reason.get(reason, 0) + 1
+
+
+def send_channel(channel_id: int, *, max_seconds: float | None = None) -> Tally:
+    """Send the channel's due messages until none is due (or `max_seconds` passed). Returns
+    at once when another sender holds the channel."""
+    from siyu.messaging.recovery import recover_interrupted
+
+    tally = Tally()
+    holder = f"sender-{get_random_string(10)}"
+    if not claim_channel(channel_id, holder):
+        return tally
+    started = time.monotonic()
+    try:
+        channel = ChannelConfig.objects.select_related("workspace").get(pk=channel_id)
+        if not channel.enabled:
+            return tally
+        transport = transport_for(channel)
+        tally.recovered = recover_interrupted(channel, transport)
+        throttle = Throttle(channel.rate_per_second)
+        with ThreadPoolExecutor(THREADS) as pool:
+            while max_seconds is None or time.monotonic() - started < max_seconds:
+                group = _due(channel)
+                if not group:
+                    break
+                _send_group(channel, transport, group, tally, pool, throttle)
+                renew_channel(channel_id, holder)
+    finally:
+        release_channel(channel_id, holder)
+    return tally
+
+
+def _due(channel: ChannelConfig) -> list[OutboxMessage]:
+    return list(
+        OutboxMessage.objects.filter(
+            channel=channel, status=OutboxStatus.QUEUED, due_at__lte=timezone.now()
+        )
+        .select_related("template")
+        .order_by("due_at", "id")[:GROUP]
+    )
+
+
+class Throttle:
+    """At most `rate` messages a second, spread evenly."""
+
+    def __init__(self, rate: float):
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self.next_at = time.monotonic()
+        self.lock = threading.Lock()
+
+    def wait(self, messages: int) -> None:
+        """Called by the group's threads: each takes the next slot, then sleeps until it."""
+        with self.lock:
+            now = time.monotonic()
+            start = max(now, self.next_at)
+            self.next_at = start + self.interval * messages
+        if start > now:
+            time.sleep(start - now)
+
+
+def _send_group(channel, transport, group, tally, pool, throttle) -> None:
+    now = timezone.now()
+    policy = guardrails.policy_for(channel.workspace)
+    quiet_end = guardrails.quiet_until(policy, now)
+    if quiet_end is not None:
+        OutboxMessage.objects.filter(pk__in=[m.pk for m in group]).update(due_at=quiet_end)
+        tally.waiting += len(group)
+        return
+    ready = _decide(channel, transport, group, policy, now, tally)
+    if not ready:
+        return
+    chunks = [ready[i : i + transport.max_batch] for i in range(0, len(ready), transport.max_batch)]
+
+    def call(chunk: list[Outgoing]) -> list[SendResult]:
+        throttle.wait(len(chunk))
+        try:
+            return call_transport(transport, chunk)
+        finally:
+            connections.close_all()  # a token refresh may have opened one in this thread
+
+    results: list[SendResult] = []
+    for answer in pool.map(call, chunks):
+        results += answer
+    _record(channel, {m.key: m for m in group}, results, tally)
+
+
+def call_transport(transport: Transport, chunk: list[Outgoing]) -> list[SendResult]:
+    """The vendor's answer for each message; a failure of the whole call answers for all."""
+    try:
+        results = transport.send(chunk)
+    except VendorError as exc:
+        return [exc.result(m.key) for m in chunk]
+    except httpx.HTTPError as exc:
+        return [SendResult(m.key, Outcome.RETRY, code="network", reason=str(exc)) for m in chunk]
+    except Exception as exc:  # noqa: BLE001 - a plugin bug must not lose the group
+        log.exception("transport %s failed", transport.kind)
+        return [SendResult(m.key, Outcome.RETRY, code="error", reason=str(exc)) for m in chunk]
+    answered = {r.key for r in results}
+    missing = [
+        SendResult(m.key, Outcome.RETRY, code="no_answer", reason="the transport gave no result")
+        for m in chunk
+        if m.key not in answered
+    ]
+    return results + missing
+
+
+def _decide(channel, transport, group, policy, now, tally) -> list[Outgoing]:
+    """Apply the guardrails, resolve addresses and render; mark what will go `sending` and
+    record what will not, in one transaction. The messages to send."""
+    workspace = channel.workspace
+    contact_ids = sorted({m.contact_id for m in group})
+    contacts = Contact.objects.in_bulk(contact_ids)
+    blocked = guardrails.consent_blocked(
+        workspace.pk, transport.consent_channel, channel.consent_required, contact_ids
+    )
+    caps = guardrails.CapCounter(workspace.pk, policy, REACH[channel.kind], contact_ids, now)
+    addresses = addresses_for(
+        workspace.pk, transport.address_identity, transport.address_app_id(), contact_ids
+    )
+    ready: list[Outgoing] = []
+    updates: list[OutboxMessage] = []
+    for message in group:
+        contact = contacts.get(message.contact_id)
+        address = addresses.get(message.contact_id, ("", ""))
+        status, reason, detail = OutboxStatus.SENDING, "", ""
+        if contact is None:
+            status, reason = OutboxStatus.SUPPRESSED, "contact_gone"
+        elif message.contact_id in blocked:
+            status, reason = OutboxStatus.SUPPRESSED, "no_consent"
+        elif cap := caps.reached(message.contact_id):
+            status, reason = OutboxStatus.SUPPRESSED, f"frequency_cap:{cap}"
+        elif transport.address_identity and not address[0]:
+            status, reason = OutboxStatus.SUPPRESSED, "no_address"
+        elif message.template is None:
+            status, reason = OutboxStatus.FAILED, "no_template"
+        else:
+            try:
+                content = render_content(
+                    channel.kind, message.template.content, _context(contact, workspace)
+                )
+                transport.check_content(content)
+            except TemplateRenderError as exc:
+                status, reason, detail = OutboxStatus.FAILED, "template_error", exc.message
+            except ValidationError as exc:
+                status, reason, detail = OutboxStatus.FAILED, "content_limit", exc.message
+        message.status, message.reason, message.detail = status, reason, detail
+        message.address_masked = address[1]
+        if status == OutboxStatus.SENDING:
+            caps.add(message.contact_id)
+            message.content, message.sent_at = content, now
+            message.attempts += 1
+            ready.append(Outgoing(message.key, address[0], content, message.contact_id))
+        else:
+            message.finished_at = now
+            tally.count(status, reason)
+        updates.append(message)
+    with transaction.atomic():
+        OutboxMessage.objects.bulk_update(
+            updates,
+            [
+                "status",
+                "reason",
+                "detail",
+                "address_masked",
+                "content",
+                "sent_at",
+                "attempts",
+                "finished_at",
+            ],
+        )
+    return ready
+
+
+def _context(contact: Contact, workspace) -> dict:
+    return contact_context(contact, workspace=workspace)
+
+
+def _record(channel, by_key: dict[str, OutboxMessage], results, tally) -> None:
+    """Store the vendor's answers in one transaction."""
+    now = timezone.now()
+    updates = []
+    for result in results:
+        message = by_key.get(result.key)
+        if message is None:
+            continue
+        apply_result(message, result, now)
+        tally.count(message.status, message.reason)
+        if message.status == OutboxStatus.QUEUED:
+            tally.retried += 1
+        updates.append(message)
+    with transaction.atomic():
+        OutboxMessage.objects.bulk_update(
+            updates, ["status", "reason", "detail", "vendor_id", "due_at", "sent_at", "finished_at"]
+        )
+
+
+def apply_result(message: OutboxMessage, result: SendResult, now: datetime.datetime) -> None:
+    """A vendor's answer onto the message (not saved)."""
+    message.vendor_id = result.vendor_id or message.vendor_id
+    message.detail = result.reason[:2000]
+    if result.outcome == Outcome.SENT:
+        message.status, message.reason = OutboxStatus.SENT, ""
+        message.sent_at = message.sent_at or now
+    elif result.outcome == Outcome.RETRY and message.attempts < MAX_ATTEMPTS:
+        message.status, message.reason = OutboxStatus.QUEUED, f"retry:{result.code}"[:120]
+        message.sent_at = None  # not sent: does not count against a cap
+        message.due_at = now + backoff(message.attempts, result.retry_after)
+    else:
+        exhausted = result.outcome == Outcome.RETRY
+        message.status = OutboxStatus.FAILED
+        message.reason = ("retries_exhausted:" if exhausted else "vendor:") + result.code
+        message.reason = message.reason[:120]
+        message.sent_at, message.finished_at = None, now
