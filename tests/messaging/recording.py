@@ -2,11 +2,12 @@
 what a test tells it to, and knows what it "has" for lookups. Registered in place of a real
 kind by the `recording_transport` fixture."""
 
+import json
 import threading
 from typing import ClassVar
 
 from siyu.core.errors import ValidationError
-from siyu.messaging.channels.base import FieldSpec, Outcome, SendResult, Transport
+from siyu.messaging.channels.base import FieldSpec, Outcome, Receipt, Reply, SendResult, Transport
 
 
 class RecordingTransport(Transport):
@@ -60,3 +61,14 @@ class RecordingTransport(Transport):
         if message.key in self.vendor_has:
             return SendResult(message.key, Outcome.SENT, vendor_id=f"v-{message.key}")
         return SendResult(message.key, Outcome.RETRY)
+
+    def receipts(self, body, headers):
+        return [
+            Receipt(
+                delivered=r["delivered"], vendor_id=r.get("vendor_id", ""), code=r.get("code", "")
+            )
+            for r in json.loads(body)
+        ]
+
+    def replies(self, body, headers):
+        return [Reply(address=r["phone"], text=r["text"]) for r in json.loads(body)]

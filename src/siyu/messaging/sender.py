@@ -31,6 +31,7 @@ from siyu.messaging.addresses import addresses_for
 from siyu.messaging.channels import REACH, transport_class
 from siyu.messaging.channels.base import Outcome, Outgoing, SendResult, Transport, VendorError
 from siyu.messaging.content import render_content
+from siyu.messaging.inbound import unsubscribe_url
 from siyu.messaging.models import ChannelConfig, OutboxMessage, OutboxStatus
 from siyu.messaging.templating import TemplateRenderError, contact_context
 from siyu.messaging.tokens import DbTokenStore
@@ -239,6 +240,8 @@ def _decide(channel, transport, group, policy, now, tally) -> list[Outgoing]:
                 content = render_content(
                     channel.kind, message.template.content, _context(contact, workspace)
                 )
+                if transport.consent_channel == "email":
+                    content["unsubscribe_url"] = unsubscribe_url(message, "email")
                 transport.check_content(content)
             except TemplateRenderError as exc:
                 status, reason, detail = OutboxStatus.FAILED, "template_error", exc.message
