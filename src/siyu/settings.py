@@ -173,6 +173,9 @@ SIYU_CLV_FIT_HOUR = int(env("CLV_FIT_HOUR", "3"))
 # Where siyu is reached from outside (unsubscribe links, tracked short links, vendor
 # receipt and reply callbacks), e.g. https://crm.example.cn
 SIYU_PUBLIC_URL = env("PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+# A sender holds a channel this long unless it renews the hold (it does after every group);
+# after a crash the channel's messages wait this long before another sender recovers them.
+SIYU_SEND_LEASE_SECONDS = int(env("SEND_LEASE_SECONDS", "120"))
 # Vendor API base URLs: the vendors' own by default; tests and private gateways point them
 # elsewhere.
 SIYU_ALIYUN_SMS_URL = env("ALIYUN_SMS_URL", "https://dysmsapi.aliyuncs.com").rstrip("/")

@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import httpx
+from django.conf import settings
 from django.db import connections, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -38,7 +39,6 @@ from siyu.messaging.tokens import DbTokenStore
 
 log = logging.getLogger(__name__)
 
-LEASE = datetime.timedelta(seconds=120)
 GROUP = 100  # messages decided and in flight at once: what a crash can leave unknown
 THREADS = 8  # vendor calls of a group made at the same time
 MAX_ATTEMPTS = 8
@@ -59,6 +59,12 @@ def transport_for(channel: ChannelConfig, http: httpx.Client | None = None) -> T
 # --- the channel lease -------------------------------------------------------------------------
 
 
+def _lease() -> datetime.timedelta:
+    """How long a sender's hold on a channel lasts unless renewed: after a crash, the
+    channel waits this long before another sender recovers it."""
+    return datetime.timedelta(seconds=settings.SIYU_SEND_LEASE_SECONDS)
+
+
 def claim_channel(channel_id: int, holder: str) -> bool:
     now = timezone.now()
     return bool(
@@ -66,13 +72,13 @@ def claim_channel(channel_id: int, holder: str) -> bool:
         .filter(
             Q(send_lease_until__isnull=True) | Q(send_lease_until__lt=now) | Q(send_holder=holder)
         )
-        .update(send_holder=holder, send_lease_until=now + LEASE)
+        .update(send_holder=holder, send_lease_until=now + _lease())
     )
 
 
 def renew_channel(channel_id: int, holder: str) -> None:
     ChannelConfig.objects.filter(pk=channel_id, send_holder=holder).update(
-        send_lease_until=timezone.now() + LEASE
+        send_lease_until=timezone.now() + _lease()
     )
 
 
