@@ -5,6 +5,7 @@ from ninja import NinjaAPI
 from siyu.contacts.api import attributes_router, contacts_router, tags_router
 from siyu.contacts.imports.api import imports_router
 from siyu.core.api import ApiKeyAuth, install_error_handlers
+from siyu.messaging.api import channels_router, messaging_router, templates_router
 from siyu.segments.api import clv_router, contact_segments_router, segments_router
 from siyu.tracking.api import events_router
 from siyu.tracking.orders_api import orders_router
@@ -31,3 +32,6 @@ api.add_router("/v1/imports", imports_router)
 api.add_router("/v1/segments", segments_router)
 api.add_router("/v1", contact_segments_router)
 api.add_router("/v1/clv", clv_router)
+api.add_router("/v1/channels", channels_router)
+api.add_router("/v1/templates", templates_router)
+api.add_router("/v1", messaging_router)

@@ -43,6 +43,9 @@ MATRIX: dict[str, frozenset[Role]] = {
     "segments.view": ALL,
     "segments.manage": frozenset({OWN, ADM, OPS}),
     "scoring.manage": frozenset({OWN, ADM}),
+    "messaging.view": frozenset({OWN, ADM, OPS, ANA}),
+    "messaging.manage": frozenset({OWN, ADM, OPS}),
+    "channels.manage": frozenset({OWN, ADM}),
 }
 
 # Roles whose contact permissions are limited to the contacts they own.
@@ -73,6 +76,9 @@ DESCRIPTIONS: dict[str, str] = {
     "segments.view": "See segments, their sizes and members (agents: their own contacts)",
     "segments.manage": "Create, edit, refresh and archive segments; set static members",
     "scoring.manage": "Change lifecycle, value tier and RFM thresholds; fit the CLV model",
+    "messaging.view": "See channels (never their credentials), templates and the outbox",
+    "messaging.manage": "Write and preview message templates; set frequency caps and quiet hours",
+    "channels.manage": "Configure channels and their credentials; send a test message (audited)",
 }
 
 
