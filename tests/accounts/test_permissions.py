@@ -309,14 +309,21 @@ def test_endpoint_roles_agree_with_the_matrix():
 def test_matrix_meets_the_requirements():
     roles = {r.value: {p for p, held in MATRIX.items() if r in held} for r in Role}
     assert roles["owner"] == set(MATRIX), "owners hold every permission"
-    # analysts read and export; segments are read-only to them
+    # analysts read and export; segments and messaging are read-only to them
     assert roles["analyst"] == {
         "dashboard.view",
         "contacts.view",
         "contacts.export",
         "segments.view",
+        "messaging.view",
     }
-    for perm in ("staff.manage", "staff.view", "apikeys.manage", "settings.manage"):
+    for perm in (
+        "staff.manage",
+        "staff.view",
+        "apikeys.manage",
+        "settings.manage",
+        "channels.manage",
+    ):
         assert {r.value for r in MATRIX[perm]} == {"owner", "admin"}, perm
     assert {r.value for r in MATRIX["pii.reveal"]} == {"owner", "admin"}
     assert roles["agent"] == {
