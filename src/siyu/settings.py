@@ -182,6 +182,9 @@ SIYU_ALIYUN_SMS_URL = env("ALIYUN_SMS_URL", "https://dysmsapi.aliyuncs.com").rst
 SIYU_TENCENT_SMS_URL = env("TENCENT_SMS_URL", "https://sms.tencentcloudapi.com").rstrip("/")
 SIYU_WECOM_URL = env("WECOM_URL", "https://qyapi.weixin.qq.com").rstrip("/")
 SIYU_WECHAT_URL = env("WECHAT_URL", "https://api.weixin.qq.com").rstrip("/")
+# Aliyun's QuerySendDetails can lag behind SendSms: after a crash, a message not found is
+# sent again only once it is older than this.
+SIYU_ALIYUN_LOOKUP_LAG_SECONDS = int(env("ALIYUN_LOOKUP_LAG_SECONDS", "120"))
 # An upload larger than SIYU_IMPORT_MAX_BYTES is refused while it arrives, before Django
 # writes it to a temporary file (siyu/core/uploads.py); then the usual handlers.
 FILE_UPLOAD_HANDLERS = [
@@ -195,7 +198,11 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        # httpx logs every request URL at INFO, and vendor URLs carry secrets and tokens
+        "httpx": {"level": "WARNING"},
+        "django.db.backends": {"level": "INFO"},
+    },
 }
 
 SIYU_BIND_HOST = env("HOST", "127.0.0.1")

@@ -11,7 +11,7 @@ from tests.messaging.recording import RecordingTransport
 
 pytestmark = pytest.mark.django_db
 
-SECRET = "s3cr3t-never-in-clear"
+SECRET = "s3cr3t-never-in-clear"  # noqa: S105 - a test value
 
 
 @pytest.fixture(autouse=True)

@@ -128,7 +128,9 @@ def send_channel(channel_id: int, *, max_seconds: float | None = None) -> Tally:
         throttle = Throttle(channel.rate_per_second)
         with ThreadPoolExecutor(THREADS) as pool:
             while max_seconds is None or time.monotonic() - started < max_seconds:
-                group = _due(channel)
+                # a WeCom mass send is one task per call for the staff member to confirm:
+                # groups as large as a call
+                group = _due(channel, max(GROUP, transport.max_batch))
                 if not group:
                     break
                 _send_group(channel, transport, group, tally, pool, throttle)
@@ -138,13 +140,13 @@ def send_channel(channel_id: int, *, max_seconds: float | None = None) -> Tally:
     return tally
 
 
-def _due(channel: ChannelConfig) -> list[OutboxMessage]:
+def _due(channel: ChannelConfig, size: int) -> list[OutboxMessage]:
     return list(
         OutboxMessage.objects.filter(
             channel=channel, status=OutboxStatus.QUEUED, due_at__lte=timezone.now()
         )
         .select_related("template")
-        .order_by("due_at", "id")[:GROUP]
+        .order_by("due_at", "id")[:size]
     )
 
 
