@@ -15,5 +15,7 @@ os.environ["SIYU_TASK_BACKEND"] = "django_tasks.backends.immediate.ImmediateBack
 
 from siyu.settings import *  # noqa: E402,F403
 
+# the fake vendors and webhook receivers listen on 127.0.0.1
+SIYU_WEBHOOK_ALLOW_PRIVATE = True
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 LANGUAGE_CODE = "zh-hans"

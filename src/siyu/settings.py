@@ -182,6 +182,9 @@ SIYU_ALIYUN_SMS_URL = env("ALIYUN_SMS_URL", "https://dysmsapi.aliyuncs.com").rst
 SIYU_TENCENT_SMS_URL = env("TENCENT_SMS_URL", "https://sms.tencentcloudapi.com").rstrip("/")
 SIYU_WECOM_URL = env("WECOM_URL", "https://qyapi.weixin.qq.com").rstrip("/")
 SIYU_WECHAT_URL = env("WECHAT_URL", "https://api.weixin.qq.com").rstrip("/")
+# Webhooks may call private and loopback addresses (off: operators must not reach into the
+# server's own network through a webhook URL).
+SIYU_WEBHOOK_ALLOW_PRIVATE = env_bool("WEBHOOK_ALLOW_PRIVATE", False)
 # Aliyun's QuerySendDetails can lag behind SendSms: after a crash, a message not found is
 # sent again only once it is older than this.
 SIYU_ALIYUN_LOOKUP_LAG_SECONDS = int(env("ALIYUN_LOOKUP_LAG_SECONDS", "120"))

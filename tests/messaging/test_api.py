@@ -190,3 +190,17 @@ def test_outbox_lists_messages_with_masked_addresses(api, cast, system_actor, ma
     assert {i["status"] for i in items} == {"sent"}
     assert all("13800138" not in i["address"] and i["address"] for i in items)
     assert api("outsider").get("/api/v1/outbox").json()["items"] == []
+
+
+def test_settings_that_cannot_work_name_the_setting(api):
+    answer = api("admin").post(
+        "/api/v1/channels",
+        {
+            "kind": "webhook",
+            "name": "钩子",
+            "settings": {"url": "ftp://crm.example.cn/hook"},
+            "secrets": {"signing_secret": "whsec"},
+        },
+    )
+    assert answer.status_code == 422 and error_of(answer)["details"]["field"] == "settings.url"
+    assert not ChannelConfig.objects.exists()

@@ -107,6 +107,14 @@ def _clean_field_value(spec: FieldSpec, path: str, value: Any) -> Any:
     return value
 
 
+def _check_settings(transport, settings: dict[str, Any]) -> dict[str, Any]:
+    try:
+        transport.validate_settings(settings)
+    except ValidationError as exc:
+        raise ValidationError(f"settings.{exc.field}", exc.template, exc.params) from exc
+    return settings
+
+
 def _clean_rate(rate: Any) -> float:
     try:
         rate = float(rate)
@@ -148,7 +156,9 @@ def channel_create(
             workspace=workspace,
             kind=kind,
             name=_clean_name(ChannelConfig, workspace, name),
-            settings=_clean_fields(transport.settings_fields, settings, "settings"),
+            settings=_check_settings(
+                transport, _clean_fields(transport.settings_fields, settings, "settings")
+            ),
             rate_per_second=_clean_rate(
                 transport.default_rate if rate_per_second is None else rate_per_second
             ),
@@ -188,8 +198,14 @@ def channel_update(
         if "name" in changes:
             channel.name = _clean_name(ChannelConfig, workspace, changes["name"], channel.pk)
         if "settings" in changes:
-            channel.settings = _clean_fields(
-                transport.settings_fields, changes["settings"], "settings", keep=channel.settings
+            channel.settings = _check_settings(
+                transport,
+                _clean_fields(
+                    transport.settings_fields,
+                    changes["settings"],
+                    "settings",
+                    keep=channel.settings,
+                ),
             )
         if "secrets" in changes:
             channel.set_secrets(

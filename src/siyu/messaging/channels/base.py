@@ -137,6 +137,11 @@ class Transport:
         self.settings, self.secrets, self.tokens = settings, secrets, tokens
         self.http = http or vendor_client()
 
+    @classmethod
+    def validate_settings(cls, settings: dict[str, Any]) -> None:
+        """Refuse settings that cannot work together (ValidationError naming the setting);
+        each field on its own is already checked against `settings_fields`."""
+
     def address_app_id(self) -> str:
         """The identity's app_id the address is read under (a WeChat openid belongs to one
         appid); "" for identities without one."""
