@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "siyu.tracking",
     "siyu.segments",
     "siyu.messaging",
+    "siyu.campaigns",
     "siyu.console",
 ]
 

@@ -500,15 +500,20 @@ def _xor(a, b):
     return a.bitor(b) - a.bitand(b)
 
 
-def _sample(node: dict, ws: int, clock: Clock) -> Q:
+def stable_bucket(contact_id, seed: str):
+    """SQL for sample_bucket: the bucket 0..9999 of the contact id expression for a seed
+    (holdouts and random splits use it too)."""
     mask = 0xFFFFFFFF
-    h = (F("id") * 2654435761 + seed_number(node["seed"])).bitand(mask)
+    h = (contact_id * 2654435761 + seed_number(seed)).bitand(mask)
     h = _xor(h, h.bitrightshift(16))
     h = (h * 0x5BD1E995).bitand(mask)
     h = _xor(h, h.bitrightshift(15))
-    bucket = Mod(h, 10000, output_field=IntegerField())
+    return Mod(h, 10000, output_field=IntegerField())
+
+
+def _sample(node: dict, ws: int, clock: Clock) -> Q:
     threshold = round(node["value"] * 100)
-    return Q(LessThan(bucket, threshold))
+    return Q(LessThan(stable_bucket(F("id"), node["seed"]), threshold))
 
 
 COMPILERS = {

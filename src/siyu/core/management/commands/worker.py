@@ -95,10 +95,13 @@ def enqueue_segment_work() -> None:
 def enqueue_sending() -> None:
     """Senders for messages that became due (quiet hours over, backoff passed) or that a
     stopped sender left in flight (messaging/scheduling.py)."""
+    from siyu.campaigns.scheduling import mark_done, plan_due
     from siyu.messaging.scheduling import enqueue_due
 
     try:
+        plan_due()  # broadcast runs whose time has come queue their messages first
         enqueue_due()
+        mark_done()
     except Exception:  # noqa: BLE001 - housekeeping must never kill the worker
         log.exception("scheduling message sending failed")
 
