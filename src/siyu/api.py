@@ -2,6 +2,7 @@
 
 from ninja import NinjaAPI
 
+from siyu.campaigns.api import broadcasts_router
 from siyu.contacts.api import attributes_router, contacts_router, tags_router
 from siyu.contacts.imports.api import imports_router
 from siyu.core.api import ApiKeyAuth, install_error_handlers
@@ -35,3 +36,4 @@ api.add_router("/v1/clv", clv_router)
 api.add_router("/v1/channels", channels_router)
 api.add_router("/v1/templates", templates_router)
 api.add_router("/v1", messaging_router)
+api.add_router("/v1/broadcasts", broadcasts_router)

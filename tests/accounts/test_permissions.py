@@ -316,6 +316,7 @@ def test_matrix_meets_the_requirements():
         "contacts.export",
         "segments.view",
         "messaging.view",
+        "campaigns.view",
     }
     for perm in (
         "staff.manage",

@@ -46,6 +46,8 @@ MATRIX: dict[str, frozenset[Role]] = {
     "messaging.view": frozenset({OWN, ADM, OPS, ANA}),
     "messaging.manage": frozenset({OWN, ADM, OPS}),
     "channels.manage": frozenset({OWN, ADM}),
+    "campaigns.view": frozenset({OWN, ADM, OPS, ANA}),
+    "campaigns.manage": frozenset({OWN, ADM, OPS}),
 }
 
 # Roles whose contact permissions are limited to the contacts they own.
@@ -79,6 +81,8 @@ DESCRIPTIONS: dict[str, str] = {
     "messaging.view": "See channels (never their credentials), templates and the outbox",
     "messaging.manage": "Write and preview message templates; set frequency caps and quiet hours",
     "channels.manage": "Configure channels and their credentials; send a test message (audited)",
+    "campaigns.view": "See broadcasts, their audience previews and reports",
+    "campaigns.manage": "Create, send, schedule and cancel broadcasts",
 }
 
 
