@@ -109,13 +109,9 @@ class AudienceMember(WorkspaceScoped):
         db_index=False,
         db_constraint=False,
     )
-    # no index of its own: reads go by run (the unique index starts with it)
+    # indexed: merges and deletes of a contact find its rows
     contact = models.ForeignKey(
-        "contacts.Contact",
-        on_delete=models.CASCADE,
-        related_name="+",
-        db_index=False,
-        db_constraint=False,
+        "contacts.Contact", on_delete=models.CASCADE, related_name="+", db_constraint=False
     )
     group = models.CharField(max_length=12, choices=AudienceGroup.choices)
     reason = models.CharField(max_length=60, blank=True)
@@ -124,3 +120,14 @@ class AudienceMember(WorkspaceScoped):
         constraints = [
             models.UniqueConstraint(fields=["run", "contact"], name="audiencemember_unique")
         ]
+
+
+# journeys live in their own module; importing them here registers them with Django
+from siyu.campaigns.journey_models import (  # noqa: E402,F401
+    EnrollmentStatus,
+    Journey,
+    JourneyEnrollment,
+    JourneyStatus,
+    JourneyStepStat,
+    JourneyVersion,
+)

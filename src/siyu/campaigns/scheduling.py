@@ -33,3 +33,9 @@ def mark_done() -> int:
         .exclude(Exists(pending))
         .update(status=BroadcastStatus.DONE, updated_at=timezone.now())
     )
+
+
+def journeys_live() -> bool:
+    from siyu.campaigns.journey_models import Journey, JourneyStatus
+
+    return Journey.objects.filter(status=JourneyStatus.ACTIVE).exists()

@@ -401,3 +401,13 @@ def channel_test(
         after={"outcome": result.outcome, "code": result.code, "reason": result.reason[:200]},
     )
     return result
+
+
+def move_messages_on_merge(workspace: Workspace, mapping: dict[int, int]) -> None:
+    """Merge hook: a merged-away contact's messages become its survivor's, so that frequency
+    caps and the message history count them (their keys keep the old contact id: a step
+    planned again for the survivor is a new message only if it was never sent to either)."""
+    for other, survivor in mapping.items():
+        OutboxMessage.objects.filter(workspace=workspace, contact_id=other).update(
+            contact_id=survivor
+        )

@@ -95,11 +95,14 @@ def enqueue_segment_work() -> None:
 def enqueue_sending() -> None:
     """Senders for messages that became due (quiet hours over, backoff passed) or that a
     stopped sender left in flight (messaging/scheduling.py)."""
-    from siyu.campaigns.scheduling import mark_done, plan_due
+    from siyu.campaigns.scheduling import journeys_live, mark_done, plan_due
+    from siyu.campaigns.tasks import step_journeys
     from siyu.messaging.scheduling import enqueue_due
 
     try:
         plan_due()  # broadcast runs whose time has come queue their messages first
+        if journeys_live():  # their timers, in a task: a big batch must not stall this thread
+            step_journeys.enqueue()
         enqueue_due()
         mark_done()
     except Exception:  # noqa: BLE001 - housekeeping must never kill the worker
