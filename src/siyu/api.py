@@ -3,6 +3,7 @@
 from ninja import NinjaAPI
 
 from siyu.campaigns.api import broadcasts_router
+from siyu.campaigns.journey_api import journeys_router
 from siyu.contacts.api import attributes_router, contacts_router, tags_router
 from siyu.contacts.imports.api import imports_router
 from siyu.core.api import ApiKeyAuth, install_error_handlers
@@ -37,3 +38,4 @@ api.add_router("/v1/channels", channels_router)
 api.add_router("/v1/templates", templates_router)
 api.add_router("/v1", messaging_router)
 api.add_router("/v1/broadcasts", broadcasts_router)
+api.add_router("/v1/journeys", journeys_router)
