@@ -34,10 +34,10 @@ class Broadcast(WorkspaceScoped):
         max_length=12, choices=BroadcastStatus.choices, default=BroadcastStatus.DRAFT
     )
     channel = models.ForeignKey(
-        "messaging.ChannelConfig", on_delete=models.PROTECT, related_name="+"
+        "messaging.ChannelConfig", on_delete=models.RESTRICT, related_name="+"
     )
     template = models.ForeignKey(
-        "messaging.MessageTemplate", on_delete=models.PROTECT, related_name="+"
+        "messaging.MessageTemplate", on_delete=models.RESTRICT, related_name="+"
     )
     include_segments = models.JSONField(default=list, blank=True)  # ids; empty: everyone
     exclude_segments = models.JSONField(default=list, blank=True)  # ids

@@ -9,6 +9,11 @@ NAV = [
     ("console:contacts", _("Contacts"), "contacts.view"),
     ("console:segments", _("Segments"), "segments.view"),
     ("console:pool_overview", _("Customer tiers"), "segments.view"),
+    # messaging (触达): where messages go out, what they say, the rules, and what was sent
+    ("console:channels", _("Channels"), "messaging.view"),
+    ("console:message_templates", _("Message templates"), "messaging.view"),
+    ("console:reach_policy", _("Reach rules"), "messaging.view"),
+    ("console:outbox", _("Message log"), "messaging.view"),
     ("console:tags", _("Tags"), "contacts.view"),
     ("console:products", _("Products"), "contacts.view"),
     ("console:imports", _("Imports"), "contacts.import"),

@@ -3,7 +3,14 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from siyu.console import urls_admin, urls_data, urls_imports, urls_pool, urls_segments
+from siyu.console import (
+    urls_admin,
+    urls_data,
+    urls_imports,
+    urls_messaging,
+    urls_pool,
+    urls_segments,
+)
 from siyu.console.views import auth
 
 app_name = "console"
@@ -17,4 +24,5 @@ urlpatterns = [
     *urls_data.urlpatterns,
     *urls_imports.urlpatterns,
     *urls_segments.urlpatterns,
+    *urls_messaging.urlpatterns,
 ]

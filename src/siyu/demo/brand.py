@@ -16,6 +16,7 @@ from siyu.demo import data
 from siyu.demo.activity import ActivityCounts, load_activity
 from siyu.demo.bulk import Counts, Pool, insert_batch
 from siyu.demo.logins import Login, planned_logins, write_logins
+from siyu.demo.reach import ReachSummary, load_reach
 from siyu.demo.segments import SegmentsSummary, load_segments
 
 DEFAULT_SEED = 2026
@@ -31,6 +32,7 @@ class DemoResult:
     seconds: float
     activity: ActivityCounts | None = None
     segments: SegmentsSummary | None = None
+    reach: ReachSummary | None = None
 
 
 def demo_workspace(slug: str = data.DEMO_SLUG) -> Workspace | None:
@@ -92,6 +94,12 @@ def load_demo(
             counts.add(batch)
         activity = load_activity(workspace, seed=seed, now=now)
         segments = load_segments(workspace, actor=actors["operator"], now=now)
+        reach = load_reach(
+            workspace,
+            actor=actors["operator"],
+            admin=actors.get("admin", actors["owner"]),
+            now=now,
+        )
         audit(
             workspace=workspace,
             actor=system,
@@ -101,4 +109,4 @@ def load_demo(
         )
     write_logins(logins)
     seconds = time.perf_counter() - started
-    return DemoResult(workspace, logins, counts, seconds, activity, segments)
+    return DemoResult(workspace, logins, counts, seconds, activity, segments, reach)

@@ -126,9 +126,9 @@ class OutboxMessage(WorkspaceScoped):
     contact = models.ForeignKey(
         "contacts.Contact", on_delete=models.CASCADE, db_constraint=False, related_name="+"
     )
-    channel = models.ForeignKey(ChannelConfig, on_delete=models.PROTECT, related_name="+")
+    channel = models.ForeignKey(ChannelConfig, on_delete=models.RESTRICT, related_name="+")
     template = models.ForeignKey(
-        MessageTemplate, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        MessageTemplate, null=True, blank=True, on_delete=models.RESTRICT, related_name="+"
     )
     # who planned it: "broadcast:12", "journey:3:send-1", "test", "api"
     source = models.CharField(max_length=120)

@@ -48,6 +48,15 @@ class Command(BaseCommand):
                 s = result.segments
                 sizes = "、".join(f"{name} {size:,}" for name, size in s.sizes.items())
                 out(f"  segments: {s.builtins} built-in; {sizes}; {s.clv_text}")
+            if result.reach is not None:
+                r = result.reach
+                funnel = r.broadcast_counts
+                out(
+                    f"  reach: {r.channels} channels (disabled until real credentials are set), "
+                    f"{r.templates} templates, a past broadcast to {funnel.get('audience', 0):,} "
+                    f"({funnel.get('holdout', 0):,} held out, {funnel.get('to_send', 0):,} sent), "
+                    f"{r.journeys} live journeys"
+                )
         else:
             total = Contact.objects.filter(workspace=workspace).count()
             out(f"  the demo workspace exists ({total:,} contacts): nothing loaded")
