@@ -27,7 +27,7 @@ from django.utils import timezone
 from siyu.campaigns.models import AudienceMember, Broadcast, BroadcastRun
 from siyu.contacts.models import Consent, ConsentStatus, Contact, Identity
 from siyu.messaging import guardrails
-from siyu.messaging.channels import REACH, kinds_reaching, transport_class
+from siyu.messaging.channels import transport_class
 from siyu.messaging.models import ChannelConfig, OutboxMessage, OutboxStatus
 from siyu.segments.compiler import stable_bucket
 from siyu.segments.models import SegmentMember
@@ -75,27 +75,22 @@ def _no_address(channel: ChannelConfig, transport) -> Q | None:
 
 
 def _capped(channel: ChannelConfig, now: datetime.datetime) -> list[tuple[str, Q]]:
-    """One condition per cap of the reach policy: the contact already got that many."""
+    """One condition per cap (guardrails.caps_for): the contact already got that many."""
     policy = guardrails.policy_for(channel.workspace)
-    reach = REACH[channel.kind]
     conditions = []
-    for scope in ("all", reach):
-        for window, span in guardrails.WINDOWS.items():
-            limit = policy.cap(scope, window)
-            if limit is None:
-                continue
-            sent = OutboxMessage.objects.filter(
-                workspace_id=channel.workspace_id,
-                status__in=guardrails.COUNTED,
-                sent_at__gte=now - span,
-            )
-            if scope != "all":
-                sent = sent.filter(channel__kind__in=kinds_reaching(scope))
-            over = sent.values("contact_id").annotate(n=Count("id")).filter(n__gte=limit)
-            if limit == 0:
-                conditions.append((f"{scope}/{window}", Q(pk__isnull=False)))
-            else:
-                conditions.append((f"{scope}/{window}", Q(id__in=over.values("contact_id"))))
+    for cap in guardrails.caps_for(policy, channel.kind, channel.settings):
+        if cap.limit == 0:
+            conditions.append((cap.name, Q(pk__isnull=False)))
+            continue
+        sent = OutboxMessage.objects.filter(
+            workspace_id=channel.workspace_id,
+            status__in=guardrails.COUNTED,
+            sent_at__gte=now - cap.window,
+        )
+        if cap.kinds is not None:
+            sent = sent.filter(channel__kind__in=cap.kinds)
+        over = sent.values("contact_id").annotate(n=Count("id")).filter(n__gte=cap.limit)
+        conditions.append((cap.name, Q(id__in=over.values("contact_id"))))
     return conditions
 
 

@@ -84,6 +84,47 @@ def consent_blocked(
     return {c for c in contact_ids if status.get(c) == ConsentStatus.WITHDRAWN}
 
 
+@dataclass(frozen=True)
+class Cap:
+    """At most `limit` messages per contact within `window`, on channels of `kinds` (None:
+    all channels); `name` is what a suppression reports (`sms/day`, `wecom/mass`)."""
+
+    name: str
+    window: datetime.timedelta
+    limit: int
+    kinds: tuple[str, ...] | None
+
+
+def caps_for(policy: Policy, channel_kind: str, channel_settings: dict | None = None) -> list[Cap]:
+    """The caps a message on a channel of this kind must respect: the reach policy's for all
+    channels and for the channel's reach, and for WeCom its per-customer mass-send cap (WeCom's
+    own limit, which has changed over time, so it is a channel setting)."""
+    reach = REACH[channel_kind]
+    caps = [
+        Cap(
+            f"{scope}/{window}",
+            WINDOWS[window],
+            limit,
+            None if scope == "all" else tuple(kinds_reaching(scope)),
+        )
+        for scope in ("all", reach)
+        for window in WINDOWS
+        if (limit := policy.cap(scope, window)) is not None
+    ]
+    settings = channel_settings or {}
+    if channel_kind == "wecom" and settings.get("mass_send_cap") not in (None, ""):
+        days = int(settings.get("mass_send_cap_days") or 1)
+        caps.append(
+            Cap(
+                "wecom/mass",
+                datetime.timedelta(days=days),
+                int(settings["mass_send_cap"]),
+                ("wecom",),
+            )
+        )
+    return caps
+
+
 class CapCounter:
     """How many messages each of a group's contacts got in the cap windows, kept current as
     the group's own messages are let through (two messages to one contact in one group count
@@ -92,32 +133,26 @@ class CapCounter:
     def __init__(
         self,
         workspace_id: int,
-        policy: Policy,
-        reach: str,
+        caps: list[Cap],
         contact_ids: list[int],
         now: datetime.datetime,
     ):
-        self.checks = [
-            (scope, window, limit)
-            for scope in ("all", reach)
-            for window in WINDOWS
-            if (limit := policy.cap(scope, window)) is not None
-        ]
+        self.caps = caps
         self.counts: dict[int, dict[str, int]] = {}
-        if not self.checks or not contact_ids:
+        if not caps or not contact_ids:
             return
         aggregates: dict[str, Any] = {}
-        for scope, window, _ in self.checks:
-            condition = Q(sent_at__gte=now - WINDOWS[window])
-            if scope != "all":
-                condition &= Q(channel__kind__in=kinds_reaching(scope))
-            aggregates[f"{scope}/{window}"] = Count("id", filter=condition)
+        for cap in caps:
+            condition = Q(sent_at__gte=now - cap.window)
+            if cap.kinds is not None:
+                condition &= Q(channel__kind__in=cap.kinds)
+            aggregates[cap.name] = Count("id", filter=condition)
         rows = (
             OutboxMessage.objects.filter(
                 workspace_id=workspace_id,
                 contact_id__in=contact_ids,
                 status__in=COUNTED,
-                sent_at__gte=now - WINDOWS["week"],
+                sent_at__gte=now - max(cap.window for cap in caps),
             )
             .values("contact_id")
             .annotate(**aggregates)
@@ -129,16 +164,15 @@ class CapCounter:
     def reached(self, contact_id: int) -> str | None:
         """The first cap this contact has reached (`sms/day`, `all/week`), or None."""
         counts = self.counts.get(contact_id, {})
-        for scope, window, limit in self.checks:
-            if counts.get(f"{scope}/{window}", 0) >= limit:
-                return f"{scope}/{window}"
+        for cap in self.caps:
+            if counts.get(cap.name, 0) >= cap.limit:
+                return cap.name
         return None
 
     def add(self, contact_id: int) -> None:
         counts = self.counts.setdefault(contact_id, {})
-        for scope, window, _ in self.checks:
-            name = f"{scope}/{window}"
-            counts[name] = counts.get(name, 0) + 1
+        for cap in self.caps:
+            counts[cap.name] = counts.get(cap.name, 0) + 1
 
 
 def clean_caps(caps: Any) -> dict[str, dict[str, int]]:

@@ -17,6 +17,17 @@ def send_soon(channel_ids) -> None:
         transaction.on_commit(lambda c=channel_id: send_outbox.enqueue(c))
 
 
+def enqueue_polls() -> int:
+    """Ask vendors that report by being asked (WeCom mass sends) for results, every so often."""
+    from siyu.messaging.results import channels_to_poll
+    from siyu.messaging.tasks import poll_vendor_results
+
+    channel_ids = channels_to_poll()
+    for channel_id in channel_ids:
+        poll_vendor_results.enqueue(channel_id)
+    return len(channel_ids)
+
+
 def enqueue_due() -> int:
     """Start senders for channels with due or interrupted messages and no live sender; how
     many were started."""

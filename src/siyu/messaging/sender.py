@@ -29,7 +29,7 @@ from siyu.contacts.models import Contact
 from siyu.core.errors import ValidationError
 from siyu.messaging import guardrails
 from siyu.messaging.addresses import addresses_for
-from siyu.messaging.channels import REACH, transport_class
+from siyu.messaging.channels import transport_class
 from siyu.messaging.channels.base import Outcome, Outgoing, SendResult, Transport, VendorError
 from siyu.messaging.content import render_content
 from siyu.messaging.inbound import unsubscribe_url
@@ -223,7 +223,9 @@ def _decide(channel, transport, group, policy, now, tally) -> list[Outgoing]:
     blocked = guardrails.consent_blocked(
         workspace.pk, transport.consent_channel, channel.consent_required, contact_ids
     )
-    caps = guardrails.CapCounter(workspace.pk, policy, REACH[channel.kind], contact_ids, now)
+    caps = guardrails.CapCounter(
+        workspace.pk, guardrails.caps_for(policy, channel.kind, channel.settings), contact_ids, now
+    )
     addresses = addresses_for(
         workspace.pk, transport.address_identity, transport.address_app_id(), contact_ids
     )

@@ -17,3 +17,13 @@ def send_outbox(channel_id: int) -> dict:
         "waiting": tally.waiting,
         "recovered": tally.recovered,
     }
+
+
+@task()
+def poll_vendor_results(channel_id: int) -> dict:
+    """Ask the vendor for the final results of the channel's sent messages (results.py)."""
+    from siyu.messaging.models import ChannelConfig
+    from siyu.messaging.results import poll_results
+
+    channel = ChannelConfig.objects.filter(pk=channel_id, enabled=True).first()
+    return {"changed": poll_results(channel) if channel else 0}

@@ -13,6 +13,7 @@ from django.utils.crypto import get_random_string
 from siyu.core.jobs import jobs_requeue_stale
 from siyu.core.models import WorkerHeartbeat
 
+POLL_SECONDS = 600  # vendors that report by being asked (WeCom mass sends) are asked this often
 HEARTBEAT_SECONDS = 5
 REQUEUE_SECONDS = 60  # jobs whose worker died are queued again within a minute of going stale
 CLEANUP_SECONDS = 3600  # export and import files past their time are deleted within the hour
@@ -109,16 +110,28 @@ def enqueue_sending() -> None:
         log.exception("scheduling message sending failed")
 
 
+def enqueue_vendor_polls() -> None:
+    from siyu.messaging.scheduling import enqueue_polls
+
+    try:
+        enqueue_polls()
+    except Exception:  # noqa: BLE001 - housekeeping must never kill the worker
+        log.exception("asking vendors for results failed")
+
+
 def _housekeeping(stop: threading.Event) -> None:
     """Every REQUEUE_SECONDS the stale jobs, every CLEANUP_SECONDS the files; in its own thread
     so that a slow disk never delays a beat."""
-    last_cleanup = time.monotonic()
+    last_cleanup = last_poll = time.monotonic()
     while not stop.wait(REQUEUE_SECONDS):
         try:
             close_old_connections()
             requeue_stale()
             enqueue_segment_work()
             enqueue_sending()
+            if time.monotonic() - last_poll >= POLL_SECONDS:
+                last_poll = time.monotonic()
+                enqueue_vendor_polls()
             if time.monotonic() - last_cleanup >= CLEANUP_SECONDS:
                 last_cleanup = time.monotonic()
                 cleanup_files()
