@@ -20,7 +20,7 @@ from typing import Any
 from django.db.models import Count, Exists, F, OuterRef, Q, Sum
 
 from siyu.campaigns.models import AudienceGroup, AudienceMember, BroadcastRun
-from siyu.messaging.models import OutboxMessage
+from siyu.messaging.models import LinkClick, OutboxMessage
 from siyu.tracking.models import Event, Order, OrderStatus
 
 Z95 = 1.959963984540054
@@ -54,7 +54,15 @@ def message_counts(workspace_id: int, source: str) -> dict[str, Any]:
         by_status[row["status"]] = by_status.get(row["status"], 0) + row["n"]
         if row["reason"]:
             by_reason[row["reason"]] = by_reason.get(row["reason"], 0) + row["n"]
-    return {"by_status": by_status, "by_reason": by_reason}
+    clicked = (
+        LinkClick.objects.filter(
+            workspace_id=workspace_id, message__source=source, message__isnull=False
+        )
+        .values("message_id")
+        .distinct()
+        .count()
+    )
+    return {"by_status": by_status, "by_reason": by_reason, "clicked": clicked}
 
 
 def conversion(run: BroadcastRun, goal: str, start, end) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from siyu.messaging import guardrails
 from siyu.messaging.channels import TRANSPORTS, transport_class
 from siyu.messaging.channels.base import FieldSpec, Outgoing, SendResult
 from siyu.messaging.content import clean_content, render_content
+from siyu.messaging.links import LinkMaker
 from siyu.messaging.models import ChannelConfig, MessageTemplate, OutboxMessage, ReachPolicy
 from siyu.messaging.scheduling import send_soon
 from siyu.messaging.templating import contact_context
@@ -299,7 +300,11 @@ def template_render(
     kind = _clean_kind(kind)
     cleaned = clean_content(kind, content)
     sample = contact or Contact(workspace=workspace, name="王小明", city="上海", attributes={})
-    rendered = render_content(kind, cleaned, contact_context(sample, workspace=workspace))
+    context = {
+        **contact_context(sample, workspace=workspace),
+        "link": LinkMaker(workspace.pk, preview=True),
+    }
+    rendered = render_content(kind, cleaned, context)
     transport = transport_class(kind)({}, {})
     transport.check_content(rendered)
     return rendered

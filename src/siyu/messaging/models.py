@@ -178,3 +178,41 @@ class ReachPolicy(WorkspaceScoped):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["workspace"], name="reachpolicy_unique")]
+
+
+class TrackedLink(WorkspaceScoped):
+    """A URL a template linked with `{{ link("https://…") }}`: messages carry a short link on
+    siyu's host (/l/<code>) that records the click and redirects here."""
+
+    url = models.CharField(max_length=2000)
+    url_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "url_hash"], name="trackedlink_unique")
+        ]
+
+
+class LinkClick(WorkspaceScoped):
+    """One click on a message's short link (a preview's link has no message)."""
+
+    link = models.ForeignKey(TrackedLink, on_delete=models.CASCADE, related_name="+")
+    message = models.ForeignKey(
+        OutboxMessage,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        db_constraint=False,
+        related_name="+",
+    )
+    contact = models.ForeignKey(
+        "contacts.Contact",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        db_constraint=False,
+        related_name="+",
+    )
+    clicked_at = models.DateTimeField(default=timezone.now)
+    user_agent = models.CharField(max_length=300, blank=True)

@@ -33,6 +33,7 @@ from siyu.messaging.channels import transport_class
 from siyu.messaging.channels.base import Outcome, Outgoing, SendResult, Transport, VendorError
 from siyu.messaging.content import render_content
 from siyu.messaging.inbound import unsubscribe_url
+from siyu.messaging.links import LinkMaker
 from siyu.messaging.models import ChannelConfig, OutboxMessage, OutboxStatus
 from siyu.messaging.templating import TemplateRenderError, contact_context
 from siyu.messaging.tokens import DbTokenStore
@@ -231,6 +232,7 @@ def _decide(channel, transport, group, policy, now, tally) -> list[Outgoing]:
     )
     ready: list[Outgoing] = []
     updates: list[OutboxMessage] = []
+    links: dict[str, int] = {}  # tracked link ids by URL, shared by the group
     for message in group:
         contact = contacts.get(message.contact_id)
         address = addresses.get(message.contact_id, ("", ""))
@@ -247,9 +249,11 @@ def _decide(channel, transport, group, policy, now, tally) -> list[Outgoing]:
             status, reason = OutboxStatus.FAILED, "no_template"
         else:
             try:
-                content = render_content(
-                    channel.kind, message.template.content, _context(contact, workspace)
-                )
+                context = {
+                    **contact_context(contact, workspace=workspace),
+                    "link": LinkMaker(workspace.pk, message.pk, links),
+                }
+                content = render_content(channel.kind, message.template.content, context)
                 if transport.consent_channel == "email":
                     content["unsubscribe_url"] = unsubscribe_url(message, "email")
                 transport.check_content(content)
@@ -283,10 +287,6 @@ def _decide(channel, transport, group, policy, now, tally) -> list[Outgoing]:
             ],
         )
     return ready
-
-
-def _context(contact: Contact, workspace) -> dict:
-    return contact_context(contact, workspace=workspace)
 
 
 def _record(channel, by_key: dict[str, OutboxMessage], results, tally) -> None:

@@ -11,4 +11,5 @@ urlpatterns = [
         name="channel_hook",
     ),
     path("u/<str:token>", views.unsubscribe, name="unsubscribe"),
+    path("l/<str:code>", views.tracked_link, name="tracked_link"),
 ]

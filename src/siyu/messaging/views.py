@@ -2,13 +2,14 @@
 
 import logging
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from siyu.contacts.models import Consent, ConsentStatus
-from siyu.messaging import inbound
+from siyu.messaging import inbound, links
+from siyu.messaging.models import LinkClick, OutboxMessage, TrackedLink
 from siyu.messaging.sender import transport_for
 
 log = logging.getLogger(__name__)
@@ -60,3 +61,23 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
     return render(
         request, "messaging/unsubscribe.html", {"state": "done", "brand": contact.workspace.name}
     )
+
+
+@require_http_methods(["GET", "HEAD"])
+def tracked_link(request: HttpRequest, code: str) -> HttpResponse:
+    """A message's short link: record the click (not for HEAD, which link previews and
+    scanners send) and redirect to the template's URL."""
+    found = links.read_code(code)
+    link = TrackedLink.objects.filter(pk=found[0]).first() if found else None
+    if link is None:
+        return render(request, "messaging/unsubscribe.html", {"state": "link_invalid"}, status=404)
+    if request.method == "GET":
+        message = OutboxMessage.objects.filter(pk=found[1], workspace_id=link.workspace_id).first()
+        LinkClick.objects.create(
+            workspace_id=link.workspace_id,
+            link=link,
+            message=message,
+            contact_id=message.contact_id if message else None,
+            user_agent=request.headers.get("User-Agent", "")[:300],
+        )
+    return HttpResponseRedirect(link.url)
