@@ -150,10 +150,20 @@ def test_the_token_is_fetched_once_for_many_calls(fake):
     for sender in ("a", "b", "c", "d"):
         wecom.send(outgoing(2, sender))
 
-    assert fake.gettoken_calls == 1
+    # one token per secret, however many calls: the contact secret's for the mass sends, the
+    # app's for the reminders each sender gets to confirm its task
+    assert token_fetches(fake, fake_wecom.CONTACT_SECRET) == 1
+    assert token_fetches(fake, fake_wecom.APP_SECRET) == 1
     assert len(fake.calls(ADD)) == 4
+    reminders = fake.calls("/cgi-bin/message/send")
+    assert sorted(r.json()["touser"] for r in reminders) == ["a", "b", "c", "d"]
+    assert "待确认" in reminders[0].json()["text"]["content"]
     token = fake.calls("/cgi-bin/gettoken")[0].query
     assert token == {"corpid": fake_wecom.CORP_ID, "corpsecret": fake_wecom.CONTACT_SECRET}
+
+
+def token_fetches(fake, secret: str) -> int:
+    return sum(1 for r in fake.calls("/cgi-bin/gettoken") if r.query["corpsecret"] == secret)
 
 
 def test_an_expired_token_is_refetched_once_and_the_call_succeeds(fake):
@@ -164,7 +174,7 @@ def test_an_expired_token_is_refetched_once_and_the_call_succeeds(fake):
     results = wecom.send(outgoing(2, "b"))
 
     assert {r.outcome for r in results} == {Outcome.SENT}
-    assert fake.gettoken_calls == 2
+    assert token_fetches(fake, fake_wecom.CONTACT_SECRET) == 2
     assert len(fake.calls(ADD)) == 3  # a, then b answered 42001, then b again
     assert len(fake.tasks) == 2
 

@@ -200,7 +200,20 @@ class WecomTransport(Transport):
             return self._after_lost_answer(sender, body, messages, started, exc)
         msgid = str(data.get("msgid") or "")
         refused = set(data.get("fail_list") or [])
+        if msgid and len(refused) < len(messages):
+            self._remind(sender, len(messages) - len(refused))
         return [_refused(m) if m.address in refused else _sent(m, msgid) for m in messages]
+
+    def _remind(self, sender: str, customers: int) -> None:
+        """Tell the staff member a mass send waits for their confirmation in WeCom (an app
+        message, when the channel has an app); a failure here changes nothing sent."""
+        if not self.settings.get("agent_id") or not self.secrets.get("app_secret"):
+            return
+        text = f"您有一条客户群发待确认（{customers} 位客户），请在企业微信「客户群发」中确认发送。"
+        try:
+            self.notify_staff(sender, text)
+        except (VendorError, httpx.HTTPError):
+            log.warning("WeCom: could not remind %s of a mass send", sender, exc_info=True)
 
     def _after_lost_answer(self, sender, body, messages, started, exc) -> list[SendResult]:
         """The call failed on the way: unless it never left (no connection), WeCom may have
