@@ -333,6 +333,31 @@ def test_goal_exits_and_the_holdout_is_measured(cast, system_actor, kit, make_co
     advance(now + datetime.timedelta(days=1, minutes=1))
     sent_to = set(OutboxMessage.objects.values_list("contact_id", flat=True))
     assert sent_to == set(active) - {active[0]}  # the converted and the held out get nothing
+    # the report: conversions and revenue (orders within the window after entry) per arm
+    from siyu.campaigns.journey_reports import journey_report
+
+    for n, contact_id in enumerate((active[0], held[0], held[1])):
+        Order.objects.create(
+            workspace=cast.workspace,
+            contact_id=contact_id,
+            external_id=f"j{n}",
+            status="completed",
+            total_fen=5000 * (n + 1),
+            placed_at=now + datetime.timedelta(hours=2),
+        )
+    Order.objects.create(
+        workspace=cast.workspace,
+        contact_id=active[1],
+        external_id="late",
+        status="completed",
+        total_fen=99_900,
+        placed_at=now + datetime.timedelta(days=9),
+    )  # after the window
+    conversion = journey_report(journey)["conversion"]
+    assert conversion["targeted"]["converted"] == 1 and conversion["holdout"]["converted"] == 1
+    assert conversion["targeted"]["revenue_fen"] == 5000
+    assert conversion["holdout"]["revenue_fen"] == 10000 + 15000
+    assert conversion["uplift"] is not None
 
 
 def test_split_tag_attribute_and_versions(cast, system_actor, kit, make_contact):
@@ -478,3 +503,19 @@ def test_two_workers_take_each_step_once(cast, system_actor, kit, make_contact):
     assert errors == [] and sum(taken) == 300
     assert OutboxMessage.objects.count() == 300
     assert JourneyStepStat.objects.get(step="hello").entered == 300
+
+
+def test_a_journey_cannot_go_live_on_a_disabled_channel(cast, system_actor, kit):
+    from siyu.messaging.models import ChannelConfig
+
+    journey = actions.journey_create(
+        workspace=cast.workspace, actor=system_actor, name="召回", graph=win_back(kit)
+    )
+    ChannelConfig.objects.filter(pk=kit["channel"]).update(enabled=False)
+    with pytest.raises(ValidationError) as error:
+        actions.journey_set_status(
+            workspace=cast.workspace, actor=system_actor, journey=journey, status="active"
+        )
+    assert error.value.field == "graph.steps.hello.channel_id"
+    journey.refresh_from_db()
+    assert journey.status == "draft"

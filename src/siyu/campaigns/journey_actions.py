@@ -125,6 +125,8 @@ def journey_update(
                 workspace=workspace, journey=journey, number=number, graph=clean_graph
             )
             if journey.status != JourneyStatus.DRAFT:
+                if journey.status == JourneyStatus.ACTIVE:
+                    _check_channels_enabled(version)
                 _go_live(journey, version)
         journey.updated_at = timezone.now()
         journey.save()
@@ -151,6 +153,21 @@ def _go_live(journey: Journey, version: JourneyVersion) -> None:
         )
 
 
+def _check_channels_enabled(version: JourneyVersion) -> None:
+    """A live journey must be able to send: a message step on a disabled channel would queue
+    messages nobody sends."""
+    from siyu.messaging.models import ChannelConfig
+
+    for step_id, step in version.graph["steps"].items():
+        if step["type"] in ("send", "webhook"):
+            enabled = ChannelConfig.objects.filter(pk=step["channel_id"], enabled=True).exists()
+            if not enabled:
+                raise ValidationError(
+                    f"graph.steps.{step_id}.channel_id",
+                    "the channel is disabled: enable it before the journey goes live",
+                )
+
+
 def journey_set_status(
     *, workspace: Workspace, actor: Actor, journey: Journey, status: str
 ) -> Journey:
@@ -163,8 +180,10 @@ def journey_set_status(
         if journey.status == JourneyStatus.ARCHIVED:
             raise Conflict("the journey is archived")
         before = _snapshot(journey)
-        if status == JourneyStatus.ACTIVE and journey.live_version is None:
-            _go_live(journey, journey.versions.order_by("-number").first())
+        if status == JourneyStatus.ACTIVE:
+            if journey.live_version is None:
+                _go_live(journey, journey.versions.order_by("-number").first())
+            _check_channels_enabled(journey.live_version)
         if status == JourneyStatus.ARCHIVED:
             JourneyEnrollment.objects.filter(
                 journey=journey, status=EnrollmentStatus.ACTIVE

@@ -2,12 +2,25 @@
 messages by status and reason, and the goal conversion of those who walked against the
 holdout (intention to treat, as for broadcasts: reports.uplift)."""
 
+import datetime
 from typing import Any
 
-from django.db.models import Count, Q
+from django.db.models import (
+    Count,
+    DateTimeField,
+    ExpressionWrapper,
+    F,
+    IntegerField,
+    OuterRef,
+    Q,
+    Subquery,
+    Sum,
+)
+from django.db.models.functions import Coalesce
 
 from siyu.campaigns.journey_models import EnrollmentStatus, Journey, JourneyStepStat
 from siyu.campaigns.reports import message_counts, uplift
+from siyu.tracking.models import Order, OrderStatus
 
 
 def journey_report(journey: Journey) -> dict[str, Any]:
@@ -37,8 +50,11 @@ def journey_report(journey: Journey) -> dict[str, Any]:
     )
     targeted = {"n": arms["targeted"], "converted": arms["targeted_converted"]}
     holdout = {"n": arms["holdout"], "converted": arms["holdout_converted"]}
-    for arm in (targeted, holdout):
+    revenue = _revenue(journey, walks)
+    for arm, name in ((targeted, "targeted"), (holdout, "holdout")):
         arm["rate"] = arm["converted"] / arm["n"] if arm["n"] else None
+        arm["revenue_fen"] = revenue[name] or 0
+        arm["revenue_per_member_fen"] = round(arm["revenue_fen"] / arm["n"]) if arm["n"] else None
     return {
         "walks": by_status,
         "steps": steps,
@@ -50,3 +66,29 @@ def journey_report(journey: Journey) -> dict[str, Any]:
             "uplift": uplift(targeted, holdout),
         },
     }
+
+
+def _revenue(journey: Journey, walks) -> dict[str, int | None]:
+    """Net order revenue of each arm's contacts within the attribution window after their
+    entry (refunded orders excluded)."""
+    window = datetime.timedelta(days=journey.attribution_days)
+    per_walk = (
+        Order.objects.filter(
+            workspace_id=journey.workspace_id,
+            contact_id=OuterRef("contact_id"),
+            placed_at__gte=OuterRef("entered_at"),
+            placed_at__lt=ExpressionWrapper(
+                OuterRef("entered_at") + window, output_field=DateTimeField()
+            ),
+        )
+        .exclude(status=OrderStatus.REFUNDED)
+        .values("contact_id")
+        .annotate(net=Sum(F("total_fen") - F("refunded_fen")))
+        .values("net")
+    )
+    return walks.annotate(
+        revenue=Coalesce(Subquery(per_walk, output_field=IntegerField()), 0)
+    ).aggregate(
+        targeted=Sum("revenue", filter=~Q(status=EnrollmentStatus.HOLDOUT)),
+        holdout=Sum("revenue", filter=Q(status=EnrollmentStatus.HOLDOUT)),
+    )

@@ -1,5 +1,6 @@
 """The demo brand's reach: channels, templates, guardrails, a past broadcast with its report,
-a draft, and two live journeys (a birthday wish and a win-back).
+a draft, and two journeys (a birthday wish and a win-back), drafts until a channel is
+enabled (a live journey needs channels that can send).
 
 The channels carry placeholder credentials and are disabled (启用前请填写真实凭据): the demo
 never calls a vendor. The past broadcast is planned by the real planner at a date inside
@@ -201,7 +202,6 @@ def _journeys(workspace, actor, channel, birthday, coupon, dormant) -> None:
             },
         },
     )
-    journeys.journey_set_status(workspace=workspace, actor=actor, journey=wish, status="active")
     if dormant is None:
         return
     back = journeys.journey_create(
@@ -239,4 +239,3 @@ def _journeys(workspace, actor, channel, birthday, coupon, dormant) -> None:
             },
         },
     )
-    journeys.journey_set_status(workspace=workspace, actor=actor, journey=back, status="active")

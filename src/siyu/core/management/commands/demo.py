@@ -55,7 +55,7 @@ class Command(BaseCommand):
                     f"  reach: {r.channels} channels (disabled until real credentials are set), "
                     f"{r.templates} templates, a past broadcast to {funnel.get('audience', 0):,} "
                     f"({funnel.get('holdout', 0):,} held out, {funnel.get('to_send', 0):,} sent), "
-                    f"{r.journeys} live journeys"
+                    f"{r.journeys} journeys (drafts until a channel is enabled)"
                 )
         else:
             total = Contact.objects.filter(workspace=workspace).count()
