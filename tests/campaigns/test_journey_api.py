@@ -56,7 +56,13 @@ def test_create_activate_enter_report(api, graph, make_contact):
     assert report["walks"] == {"completed": 1}
     assert report["steps"] == {"1": {"hi": 1}}
     assert report["messages"]["hi"]["by_status"] == {"queued": 1}
-    assert report["conversion"]["targeted"] == {"n": 1, "converted": 0, "rate": 0.0}
+    assert report["conversion"]["targeted"] == {
+        "n": 1,
+        "converted": 0,
+        "rate": 0.0,
+        "revenue_fen": 0,
+        "revenue_per_member_fen": 0,
+    }
     unknown = operator.post(f"/api/v1/journeys/{journey_id}/enter", {"contact_ids": [999999]})
     assert error_of(unknown)["details"]["field"] == "contact_ids[0]"
 

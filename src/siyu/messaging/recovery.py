@@ -15,6 +15,7 @@ from django.utils import timezone
 from siyu.messaging.addresses import addresses_for
 from siyu.messaging.channels.base import Outcome, Outgoing, SendResult, Transport, VendorError
 from siyu.messaging.models import ChannelConfig, OutboxMessage, OutboxStatus
+from siyu.messaging.outbox_writes import ANSWERED, write_messages
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +48,7 @@ def recover_interrupted(channel: ChannelConfig, transport: Transport) -> int:
         _settle(message, found, now)
         settled.append(message)
     with transaction.atomic():
-        OutboxMessage.objects.bulk_update(
-            settled, ["status", "reason", "detail", "vendor_id", "due_at", "sent_at", "finished_at"]
-        )
+        write_messages(settled, ANSWERED)
     return len(settled)
 
 

@@ -35,13 +35,16 @@ from siyu.messaging.content import render_content
 from siyu.messaging.inbound import unsubscribe_url
 from siyu.messaging.links import LinkMaker
 from siyu.messaging.models import ChannelConfig, OutboxMessage, OutboxStatus
+from siyu.messaging.outbox_writes import ANSWERED, DECIDED, write_messages
 from siyu.messaging.templating import TemplateRenderError, contact_context
 from siyu.messaging.tokens import DbTokenStore
 
 log = logging.getLogger(__name__)
 
 GROUP = 100  # messages decided and in flight at once: what a crash can leave unknown
-THREADS = 8  # vendor calls of a group made at the same time
+# vendor calls of a group made at the same time: with a vendor 30 ms away, 16 in flight
+# allow ~500 calls a second per channel
+THREADS = 16
 MAX_ATTEMPTS = 8
 BACKOFF_SECONDS = (30, 60, 300, 900, 1800, 3600, 3 * 3600)
 
@@ -147,6 +150,7 @@ def _due(channel: ChannelConfig, size: int) -> list[OutboxMessage]:
             channel=channel, status=OutboxStatus.QUEUED, due_at__lte=timezone.now()
         )
         .select_related("template")
+        # the outbox_due index ends (due_at, id): no sort of the whole queue per group
         .order_by("due_at", "id")[:size]
     )
 
@@ -273,19 +277,7 @@ def _decide(channel, transport, group, policy, now, tally) -> list[Outgoing]:
             tally.count(status, reason)
         updates.append(message)
     with transaction.atomic():
-        OutboxMessage.objects.bulk_update(
-            updates,
-            [
-                "status",
-                "reason",
-                "detail",
-                "address_masked",
-                "content",
-                "sent_at",
-                "attempts",
-                "finished_at",
-            ],
-        )
+        write_messages(updates, DECIDED)
     return ready
 
 
@@ -303,9 +295,7 @@ def _record(channel, by_key: dict[str, OutboxMessage], results, tally) -> None:
             tally.retried += 1
         updates.append(message)
     with transaction.atomic():
-        OutboxMessage.objects.bulk_update(
-            updates, ["status", "reason", "detail", "vendor_id", "due_at", "sent_at", "finished_at"]
-        )
+        write_messages(updates, ANSWERED)
 
 
 def apply_result(message: OutboxMessage, result: SendResult, now: datetime.datetime) -> None:

@@ -219,7 +219,9 @@ def test_concurrent_senders_share_one_token_through_the_database(fake, cast):
     forget_cached()
 
     assert errors == []
-    assert fake.gettoken_calls == 1 and len(fake.tasks) == 6
+    # one token per secret for all six senders (the app's is for the confirmation reminders)
+    assert token_fetches(fake, fake_wecom.CONTACT_SECRET) == 1 and len(fake.tasks) == 6
+    assert token_fetches(fake, fake_wecom.APP_SECRET) == 1
 
 
 # --- errors ------------------------------------------------------------------------------------
