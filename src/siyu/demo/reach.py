@@ -186,7 +186,7 @@ def _simulate_answers(source: str, workspace_id: int, sent_at: datetime.datetime
 
 
 def _journeys(workspace, actor, channel, birthday, coupon, dormant) -> None:
-    wish = journeys.journey_create(
+    journeys.journey_create(
         workspace=workspace,
         actor=actor,
         name="生日关怀",
@@ -204,7 +204,7 @@ def _journeys(workspace, actor, channel, birthday, coupon, dormant) -> None:
     )
     if dormant is None:
         return
-    back = journeys.journey_create(
+    journeys.journey_create(
         workspace=workspace,
         actor=actor,
         name="沉睡客户召回",
