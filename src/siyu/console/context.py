@@ -14,6 +14,9 @@ NAV = [
     ("console:message_templates", _("Message templates"), "messaging.view"),
     ("console:reach_policy", _("Reach rules"), "messaging.view"),
     ("console:outbox", _("Message log"), "messaging.view"),
+    # campaigns (营销): one message to an audience, and automated journeys
+    ("console:broadcasts", _("Broadcasts"), "campaigns.view"),
+    ("console:journeys", _("Journeys"), "campaigns.view"),
     ("console:tags", _("Tags"), "contacts.view"),
     ("console:products", _("Products"), "contacts.view"),
     ("console:imports", _("Imports"), "contacts.import"),

@@ -5,6 +5,7 @@ from django.urls import path
 
 from siyu.console import (
     urls_admin,
+    urls_campaigns,
     urls_data,
     urls_imports,
     urls_messaging,
@@ -25,4 +26,5 @@ urlpatterns = [
     *urls_imports.urlpatterns,
     *urls_segments.urlpatterns,
     *urls_messaging.urlpatterns,
+    *urls_campaigns.urlpatterns,
 ]
