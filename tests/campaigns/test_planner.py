@@ -213,6 +213,8 @@ def test_bad_input_names_the_field(cast, system_actor, world):
     assert field_of(include_segments=[999999]) == "include_segments[0]"
     assert field_of(holdout_percent=60) == "holdout_percent"
     assert field_of(channel_id=999999) == "channel_id"
+    assert field_of(channel_id="") == "channel_id"
+    assert field_of(template_id="x") == "template_id"
     assert field_of(exclude_segments=[world["vip"].pk]) == "exclude_segments"
     other_kind = messaging.template_create(
         workspace=cast.workspace, actor=system_actor, kind="webhook", name="钩子", content={}

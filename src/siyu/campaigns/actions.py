@@ -48,6 +48,11 @@ def _clean_segments(workspace: Workspace, ids: Any, field: str) -> list[int]:
     return sorted(set(ids))
 
 
+def _whole(value: Any, field: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(field, "expected an id")
+
+
 def _clean(workspace: Workspace, values: dict[str, Any]) -> dict[str, Any]:
     cleaned: dict[str, Any] = {}
     if "name" in values:
@@ -56,11 +61,13 @@ def _clean(workspace: Workspace, values: dict[str, Any]) -> dict[str, Any]:
             raise ValidationError("name", "expected 1 to 120 characters")
         cleaned["name"] = name
     if "channel_id" in values:
+        _whole(values["channel_id"], "channel_id")
         channel = ChannelConfig.objects.filter(workspace=workspace, pk=values["channel_id"]).first()
         if channel is None:
             raise ValidationError("channel_id", "no such channel")
         cleaned["channel"] = channel
     if "template_id" in values:
+        _whole(values["template_id"], "template_id")
         template = MessageTemplate.objects.filter(
             workspace=workspace, pk=values["template_id"], archived=False
         ).first()
