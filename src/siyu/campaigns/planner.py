@@ -195,16 +195,17 @@ def _renamed(select_sql: str) -> str:
 def _queue(run: BroadcastRun, channel: ChannelConfig, template_id: int, due_at, now) -> None:
     outbox, members = OutboxMessage._meta.db_table, AudienceMember._meta.db_table
     source = run.source
-    conflict = "ON CONFLICT DO NOTHING" if connection.vendor == "postgresql" else ""
-    verb = "INSERT" if connection.vendor == "postgresql" else "INSERT OR IGNORE"
+    # ON CONFLICT on both databases: only the key's uniqueness may skip a row (SQLite's
+    # INSERT OR IGNORE would also swallow a NOT NULL violation, dropping every message)
+    conflict, verb = "ON CONFLICT DO NOTHING", "INSERT"
     key = "%s || CAST(m.contact_id AS TEXT) || %s"
     with connection.cursor() as cursor:
         cursor.execute(
             f"{verb} INTO {outbox} (workspace_id, key, contact_id, channel_id, template_id, "
             "source, status, reason, detail, address_masked, attempts, due_at, vendor_id, "
-            "created_at) "
+            "vendor_ref, created_at) "
             f"SELECT m.workspace_id, {key}, m.contact_id, %s, %s, %s, %s, '', '', '', 0, %s, '', "
-            f"%s FROM {members} m WHERE m.run_id = %s AND m.\"group\" = 'send' {conflict}",
+            f"'', %s FROM {members} m WHERE m.run_id = %s AND m.\"group\" = 'send' {conflict}",
             [
                 f"{source}:",
                 f":{channel.kind}",

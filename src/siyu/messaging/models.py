@@ -171,6 +171,8 @@ class OutboxMessage(WorkspaceScoped):
     due_at = models.DateTimeField(default=timezone.now)
     lease_until = models.DateTimeField(null=True, blank=True)
     vendor_id = models.CharField(max_length=120, blank=True)
+    # the reference we gave the vendor for the call (Outgoing.ref), for recovery after a crash
+    vendor_ref = models.CharField(max_length=120, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     sent_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -10,6 +10,7 @@ DECIDED = (
     ("reason", "text"),
     ("detail", "text"),
     ("address_masked", "text"),
+    ("vendor_ref", "text"),
     ("content", "json"),
     ("sent_at", "ts"),
     ("attempts", "int"),

@@ -39,7 +39,13 @@ def recover_interrupted(channel: ChannelConfig, transport: Transport) -> int:
             found = SendResult(message.key, Outcome.RETRY)
         else:
             address = addresses.get(message.contact_id, ("", ""))[0]
-            outgoing = Outgoing(message.key, address, message.content or {}, message.contact_id)
+            outgoing = Outgoing(
+                message.key,
+                address,
+                message.content or {},
+                message.contact_id,
+                ref=message.vendor_ref or message.key,
+            )
             try:
                 found = transport.lookup(outgoing, message.sent_at or message.created_at)
             except (VendorError, httpx.HTTPError) as exc:

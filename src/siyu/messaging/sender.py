@@ -181,10 +181,9 @@ def _send_group(channel, transport, group, tally, pool, throttle) -> None:
         OutboxMessage.objects.filter(pk__in=[m.pk for m in group]).update(due_at=quiet_end)
         tally.waiting += len(group)
         return
-    ready = _decide(channel, transport, group, policy, now, tally)
-    if not ready:
+    chunks = _decide(channel, transport, group, policy, now, tally)
+    if not chunks:
         return
-    chunks = [ready[i : i + transport.max_batch] for i in range(0, len(ready), transport.max_batch)]
 
     def call(chunk: list[Outgoing]) -> list[SendResult]:
         throttle.wait(len(chunk))
@@ -219,9 +218,9 @@ def call_transport(transport: Transport, chunk: list[Outgoing]) -> list[SendResu
     return results + missing
 
 
-def _decide(channel, transport, group, policy, now, tally) -> list[Outgoing]:
+def _decide(channel, transport, group, policy, now, tally) -> list[list[Outgoing]]:
     """Apply the guardrails, resolve addresses and render; mark what will go `sending` and
-    record what will not, in one transaction. The messages to send."""
+    record what will not, in one transaction. The messages to send, in vendor calls."""
     workspace = channel.workspace
     contact_ids = sorted({m.contact_id for m in group})
     contacts = Contact.objects.in_bulk(contact_ids)
@@ -276,9 +275,25 @@ def _decide(channel, transport, group, policy, now, tally) -> list[Outgoing]:
             message.finished_at = now
             tally.count(status, reason)
         updates.append(message)
+    chunks = _chunks(ready, transport.max_batch)
+    refs = {m.key: m.ref for chunk in chunks for m in chunk}
+    for message in updates:
+        message.vendor_ref = refs.get(message.key, "")
     with transaction.atomic():
         write_messages(updates, DECIDED)
-    return ready
+    return chunks
+
+
+def _chunks(ready: list[Outgoing], size: int) -> list[list[Outgoing]]:
+    """The vendor calls of a group, each with the reference the vendor is given: the key of a
+    message that goes alone, one reference for a batch (stored with its messages before the
+    call, so that a crash can be asked about)."""
+    token = get_random_string(8)
+    chunks = [ready[i : i + size] for i in range(0, len(ready), size)]
+    for n, chunk in enumerate(chunks):
+        for message in chunk:
+            message.ref = message.key if len(chunk) == 1 else f"batch:{token}:{n}"
+    return chunks
 
 
 def _record(channel, by_key: dict[str, OutboxMessage], results, tally) -> None:

@@ -236,3 +236,46 @@ def test_check_content_measures_the_text_a_recipient_reads():
     with pytest.raises(ValidationError) as exc:
         transport.check_content({**CONTENT, "params": {"name": "王芳"}})
     assert exc.value.field == "content.params" and "${points}" in exc.value.message
+
+
+def batch(n: int, ref: str = "batch:abc:0") -> list[Outgoing]:
+    messages = [
+        message(key=f"k{i}", phone=f"+86138001380{i:02d}", params={"name": f"客户{i}"})
+        for i in range(n)
+    ]
+    for m in messages:
+        m.ref = ref
+    return messages
+
+
+def test_several_messages_go_in_one_signed_send_batch_sms(fake):
+    results = make_transport().send(batch(3))
+    assert {r.outcome for r in results} == {Outcome.SENT}
+    assert len({r.vendor_id for r in results}) == 1
+    (call,) = [r.form() for r in fake.requests if r.form().get("Action") == "SendBatchSms"]
+    assert json.loads(call["PhoneNumberJson"]) == ["13800138000", "13800138001", "13800138002"]
+    assert json.loads(call["TemplateParamJson"])[2] == {"name": "客户2"}
+    assert json.loads(call["SignNameJson"]) == ["星巴克"] * 3 and call["OutId"] == "batch:abc:0"
+    assert [s.params["name"] for s in fake.sent] == ["客户0", "客户1", "客户2"]
+
+
+def test_a_bad_number_in_a_batch_fails_alone(fake):
+    fake.fail_numbers = {"13800138001"}
+    results = {r.key: r for r in make_transport().send(batch(3))}
+    assert results["k1"].outcome == Outcome.FAILED
+    assert results["k1"].code == "isv.MOBILE_NUMBER_ILLEGAL"
+    assert {results["k0"].outcome, results["k2"].outcome} == {Outcome.SENT}
+    # the others went one by one, each with its own key as OutId
+    assert sorted(s.out_id for s in fake.sent) == ["k0", "k2"]
+
+
+def test_lookup_finds_a_batched_message_by_its_batch_reference(fake):
+    since = datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=1)
+    transport = make_transport()
+    sent = batch(2)
+    transport.send(sent)
+    assert transport.lookup(sent[1], since).outcome == Outcome.SENT
+    other = batch(1, ref="batch:zzz:0")[0]
+    other.key, other.address = "k-other", sent[1].address
+    with pytest.raises(VendorError):  # not that batch's, and too recent to be sure
+        transport.lookup(other, since)

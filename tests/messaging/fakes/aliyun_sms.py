@@ -32,6 +32,7 @@ COMMON = ("AccessKeyId", "Action", "SignatureMethod", "SignatureNonce", "Signatu
 COMMON += ("Timestamp", "Version", "Signature")
 REQUIRED = {
     "SendSms": ("PhoneNumbers", "SignName", "TemplateCode"),
+    "SendBatchSms": ("PhoneNumberJson", "SignNameJson", "TemplateCode"),
     "QuerySendDetails": ("PhoneNumber", "SendDate", "PageSize", "CurrentPage"),
 }
 
@@ -70,6 +71,7 @@ class AliyunSmsFake(FakeVendor):
         self.server_error_next = 0
         self.fail_numbers: set[str] = set()
         self.delay = 0.0
+        self.delay_after = 0.0
         self.templates: dict[str, str] | None = None
         self._biz_ids = itertools.count(900619746936498440)
 
@@ -83,6 +85,14 @@ class AliyunSmsFake(FakeVendor):
     def handle(self, request: Request) -> Response:
         if self.delay:
             time.sleep(self.delay)
+        response = self._handle(request)
+        sends = ("Action=SendSms", "Action=SendBatchSms")
+        if self.delay_after and any(a in request.body.decode() for a in sends):
+            # the message is in, the answer late: a crash can land in between
+            time.sleep(self.delay_after)
+        return response
+
+    def _handle(self, request: Request) -> Response:
         with self.lock:
             if self.server_error_next > 0:
                 self.server_error_next -= 1
@@ -100,6 +110,8 @@ class AliyunSmsFake(FakeVendor):
             )
         if params["Action"] == "SendSms":
             return self._send_sms(params)
+        if params["Action"] == "SendBatchSms":
+            return self._send_batch_sms(params)
         return self._query_send_details(params)
 
     def _authenticate(self, method: str, params: dict[str, str]) -> Response | None:
@@ -171,6 +183,52 @@ class AliyunSmsFake(FakeVendor):
             self.sent.append(sms)
         return Response.json(
             {"Code": "OK", "Message": "OK", "BizId": sms.biz_id, "RequestId": str(uuid.uuid4())}
+        )
+
+    def _send_batch_sms(self, params: dict[str, str]) -> Response:
+        """SendBatchSms: parallel JSON arrays of numbers, sign names and parameter objects (at
+        most 100); one BizId and one OutId for the call, which fails as a whole."""
+        try:
+            phones = json.loads(params["PhoneNumberJson"])
+            signs = json.loads(params["SignNameJson"])
+            values = json.loads(params.get("TemplateParamJson") or "null")
+        except ValueError:
+            return _error("isv.INVALID_JSON_PARAM", "JSON参数不合法，只接受字符串值")
+        values = values if values is not None else [{}] * len(phones)
+        shapes_ok = all(isinstance(x, list) for x in (phones, signs, values))
+        if not shapes_ok or not (len(phones) == len(signs) == len(values)) or not phones:
+            return _error("isv.INVALID_PARAMETERS", "参数异常：号码、签名、模板变量个数不一致")
+        if len(phones) > 100:
+            return _error("isv.BUSINESS_LIMIT_CONTROL", "单次最多 100 个号码")
+        if self.templates is not None:
+            text = self.templates.get(params["TemplateCode"])
+            if text is None:
+                return _error("isv.SMS_TEMPLATE_ILLEGAL", "该账号下找不到对应模板")
+            needed = set(re.findall(r"\$\{(\w+)\}", text))
+            if any(not isinstance(v, dict) or needed - set(v) for v in values):
+                return _error("isv.TEMPLATE_MISSING_PARAMETERS", "模板变量缺少对应参数值")
+        with self.lock:
+            if self.rate_limit_next > 0:
+                self.rate_limit_next -= 1
+                return _error("isv.BUSINESS_LIMIT_CONTROL", "触发分钟级流控Permits:1")
+            if any(phone in self.fail_numbers for phone in phones):
+                return _error("isv.MOBILE_NUMBER_ILLEGAL", "非法手机号")
+            biz_id = f"{next(self._biz_ids)}^0"
+            now = datetime.datetime.now(CHINA_TIME)
+            for phone, sign, value in zip(phones, signs, values, strict=True):
+                self.sent.append(
+                    AliyunSms(
+                        phone=phone,
+                        sign_name=sign,
+                        template_code=params["TemplateCode"],
+                        params=value,
+                        out_id=params.get("OutId", ""),
+                        biz_id=biz_id,
+                        sent_at=now,
+                    )
+                )
+        return Response.json(
+            {"Code": "OK", "Message": "OK", "BizId": biz_id, "RequestId": str(uuid.uuid4())}
         )
 
     def _query_send_details(self, params: dict[str, str]) -> Response:

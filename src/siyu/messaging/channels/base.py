@@ -32,6 +32,10 @@ class Outgoing:
     contact_id: int | None = None
     # the WeCom staff member (userid) who sends a customer mass send
     sender: str = ""
+    # what identifies the vendor call carrying this message (Aliyun OutId, …): the message's
+    # key when it goes alone, a reference shared by a batch otherwise; stored before the
+    # call, so that `lookup` can ask for it after a crash
+    ref: str = ""
 
 
 @dataclass(slots=True)
