@@ -82,12 +82,16 @@ with fake:
     print(fake.url, flush=True)
     prefix = sys.stdin.readline().strip()  # the OutIds to account for; then stdin closes
     sys.stdin.read()
-    ids = sorted(s.out_id for s in fake.sent if s.out_id.startswith(prefix))
+    # the sender's messages: alone (OutId = the key, which starts with the run's source) or
+    # in a SendBatchSms (OutId = the batch's reference); each contact has its own phone
+    phones = sorted(
+        s.phone for s in fake.sent if s.out_id.startswith(prefix) or s.out_id.startswith("batch:")
+    )
     print(json.dumps({
         "requests": len(fake.requests),
-        "accepted": len(ids),
-        "distinct_out_ids": len(set(ids)),
-        "out_ids_sha256": hashlib.sha256("\n".join(ids).encode()).hexdigest(),
+        "accepted": len(phones),
+        "distinct_phones": len(set(phones)),
+        "phones_sha256": hashlib.sha256("\n".join(phones).encode()).hexdigest(),
     }), flush=True)
 """
 
@@ -587,6 +591,7 @@ def bench_send(ws, channel, broadcast, args, fake) -> dict:
     from django.db import connection
 
     from siyu.messaging import sender
+    from siyu.messaging.addresses import addresses_for
     from siyu.messaging.models import OutboxMessage, OutboxStatus
 
     run = broadcast.runs.get(number=1)
@@ -645,17 +650,19 @@ def bench_send(ws, channel, broadcast, args, fake) -> dict:
         setattr(sender, name, function)
     whole = send_whole_queue(channel, run, args) if args.whole_queue_seconds > 0 else None
     fake_seen = stop_fake(fake, f"{run.source}:")
-    sent_keys = sorted(
+    sent_contacts = list(
         OutboxMessage.objects.filter(
             workspace=ws, source=run.source, status=OutboxStatus.SENT
-        ).values_list("key", flat=True)
+        ).values_list("contact_id", flat=True)
     )
-    digest = hashlib.sha256("\n".join(sent_keys).encode()).hexdigest()
+    phones = addresses_for(ws.pk, "phone", "", sent_contacts)
+    sent_phones = sorted(phones[c][0].removeprefix("+86") for c in sent_contacts)
+    digest = hashlib.sha256("\n".join(sent_phones).encode()).hexdigest()
     rate = tally.sent / send_s if send_s else 0.0
     once = (
-        fake_seen.get("accepted") == len(sent_keys) == tally.sent + (whole or {}).get("sent", 0)
-        and fake_seen.get("distinct_out_ids") == len(sent_keys)
-        and fake_seen.get("out_ids_sha256") == digest
+        fake_seen.get("accepted") == len(sent_phones) == tally.sent + (whole or {}).get("sent", 0)
+        and fake_seen.get("distinct_phones") == len(sent_phones)
+        and fake_seen.get("phones_sha256") == digest
     )
     print(
         f"send_channel: {tally.sent:,} sent, {tally.failed} failed, {tally.suppressed} "
@@ -668,9 +675,10 @@ def bench_send(ws, channel, broadcast, args, fake) -> dict:
             f" {whole['per_s']:,.0f} messages/s"
         )
     print(
-        f"  the fake accepted {fake_seen.get('accepted', 0):,} SendSms calls, "
-        f"{fake_seen.get('distinct_out_ids', 0):,} distinct OutIds; each sent key exactly "
-        f"once, and only those: {once}"
+        f"  the fake accepted {fake_seen.get('accepted', 0):,} messages "
+        f"({fake_seen.get('requests', 0):,} calls), {fake_seen.get('distinct_phones', 0):,} "
+        f"distinct phones; each message recorded sent reached it exactly once, and only "
+        f"those: {once}"
     )
     groups = phases["groups"] or 1
     other = send_s - sum(v for k, v in phases.items() if k != "groups")

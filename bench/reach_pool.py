@@ -212,10 +212,11 @@ def history(workspace_id: int, contacts: int, channel, template, now) -> int:
         rows = run(
             f"INSERT INTO {OutboxMessage._meta.db_table} (workspace_id, key, contact_id,"
             " channel_id, template_id, source, status, reason, detail, address_masked, attempts,"
-            " due_at, vendor_id, created_at, sent_at, finished_at) "
+            " due_at, vendor_id, vendor_ref, created_at, sent_at, finished_at) "
             f"SELECT {workspace_id}, 'history:' || i || ':{channel.kind}', {base} + i, "
-            f"{channel.pk}, {template.pk}, 'history', 'sent', '', '', '', 1, {sent}, '', {sent}, "
-            f"{sent}, NULL FROM {series(contacts)} WHERE {u('i', HISTORY)} < {SHARE['history']}"
+            f"{channel.pk}, {template.pk}, 'history', 'sent', '', '', '', 1, {sent}, '', '', "
+            f"{sent}, {sent}, NULL FROM {series(contacts)} "
+            f"WHERE {u('i', HISTORY)} < {SHARE['history']}"
         )
     return rows
 
