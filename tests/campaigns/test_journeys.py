@@ -519,3 +519,50 @@ def test_a_journey_cannot_go_live_on_a_disabled_channel(cast, system_actor, kit)
     assert error.value.field == "graph.steps.hello.channel_id"
     journey.refresh_from_db()
     assert journey.status == "draft"
+
+
+def test_a_message_steps_conversions_and_revenue(cast, system_actor, kit, make_contact):
+    from siyu.campaigns.journey_reports import journey_report
+    from siyu.contacts.actions.consent import consent_set
+    from siyu.messaging import sender
+
+    graph = {
+        "trigger": {"type": "api"},
+        "start": "hello",
+        "steps": {
+            "hello": {"type": "send", "channel_id": kit["channel"], "template_id": kit["hello"]}
+        },
+    }
+    journey = _live(cast, system_actor, graph, goal_event="Order Completed")
+    people = [make_contact(name=f"客{i}", phone=f"1380013800{i}") for i in range(3)]
+    for person in people[:2]:
+        consent_set(
+            workspace=cast.workspace,
+            actor=system_actor,
+            contact=person,
+            channel="sms",
+            status="granted",
+        )
+    actions.journey_enter(
+        workspace=cast.workspace,
+        actor=system_actor,
+        journey=journey,
+        contact_ids=[p.pk for p in people],
+    )
+    advance(timezone.now())
+    sender.send_channel(kit["channel"])
+    sent_at = OutboxMessage.objects.get(contact=people[0]).sent_at
+    for n, (person, hours, fen) in enumerate(
+        [(people[0], 1, 8800), (people[1], -1, 9900), (people[2], 1, 7700)]
+    ):  # after the message; before it; no message (no consent)
+        Order.objects.create(
+            workspace=cast.workspace,
+            contact=person,
+            external_id=f"s{n}",
+            status="completed",
+            total_fen=fen,
+            placed_at=sent_at + datetime.timedelta(hours=hours),
+        )
+    step = journey_report(journey)["messages"]["hello"]
+    assert step["by_status"] == {"sent": 2, "suppressed": 1}
+    assert (step["converted"], step["revenue_fen"]) == (1, 8800)

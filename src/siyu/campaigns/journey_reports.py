@@ -1,6 +1,7 @@
 """What a journey did: contacts per step (per version), walks by status, each message step's
-messages by status and reason, and the goal conversion of those who walked against the
-holdout (intention to treat, as for broadcasts: reports.uplift)."""
+messages by status and reason with the conversions and revenue that followed them, and the
+goal conversion of those who walked against the holdout (intention to treat, as for
+broadcasts: reports.uplift)."""
 
 import datetime
 from typing import Any
@@ -8,6 +9,7 @@ from typing import Any
 from django.db.models import (
     Count,
     DateTimeField,
+    Exists,
     ExpressionWrapper,
     F,
     IntegerField,
@@ -35,9 +37,11 @@ def journey_report(journey: Journey) -> dict[str, Any]:
     graph = journey.live_version.graph if journey.live_version else {"steps": {}}
     for step_id, step in graph["steps"].items():
         if step["type"] in ("send", "webhook"):
-            messages[step_id] = message_counts(
-                journey.workspace_id, f"journey:{journey.pk}:{step_id}"
-            )
+            source = f"journey:{journey.pk}:{step_id}"
+            messages[step_id] = {
+                **message_counts(journey.workspace_id, source),
+                **step_conversion(journey, source),
+            }
     arms = walks.aggregate(
         targeted=Count("id", filter=~Q(status=EnrollmentStatus.HOLDOUT)),
         targeted_converted=Count(
@@ -92,3 +96,48 @@ def _revenue(journey: Journey, walks) -> dict[str, int | None]:
         targeted=Sum("revenue", filter=~Q(status=EnrollmentStatus.HOLDOUT)),
         holdout=Sum("revenue", filter=Q(status=EnrollmentStatus.HOLDOUT)),
     )
+
+
+def step_conversion(journey: Journey, source: str) -> dict[str, Any]:
+    """Of a message step's messages that left (sent or delivered), how many contacts reached
+    the goal within the attribution window after their message, and the net revenue of
+    their orders in that window. (The holdout entered the journey but never reached a step:
+    the uplift is the journey's, above.)"""
+    from siyu.messaging.models import OutboxMessage, OutboxStatus
+    from siyu.tracking.models import Event
+
+    if not journey.goal_event:
+        return {"converted": None, "revenue_fen": None}
+    window = datetime.timedelta(days=journey.attribution_days)
+    until = ExpressionWrapper(OuterRef("sent_at") + window, output_field=DateTimeField())
+    left = OutboxMessage.objects.filter(
+        workspace_id=journey.workspace_id,
+        source=source,
+        status__in=(OutboxStatus.SENT, OutboxStatus.DELIVERED),
+        sent_at__isnull=False,
+    )
+    orders = Order.objects.filter(
+        workspace_id=journey.workspace_id,
+        contact_id=OuterRef("contact_id"),
+        placed_at__gte=OuterRef("sent_at"),
+        placed_at__lt=until,
+    ).exclude(status=OrderStatus.REFUNDED)
+    if journey.goal_event == "Order Completed":
+        goal = orders
+    else:
+        goal = Event.objects.filter(
+            workspace_id=journey.workspace_id,
+            contact_id=OuterRef("contact_id"),
+            event=journey.goal_event,
+            timestamp__gte=OuterRef("sent_at"),
+            timestamp__lt=until,
+        )
+    net = (
+        orders.values("contact_id")
+        .annotate(net=Sum(F("total_fen") - F("refunded_fen")))
+        .values("net")
+    )
+    totals = left.annotate(
+        hit=Exists(goal), revenue=Coalesce(Subquery(net, output_field=IntegerField()), 0)
+    ).aggregate(converted=Count("id", filter=Q(hit=True)), revenue_fen=Sum("revenue"))
+    return {"converted": totals["converted"], "revenue_fen": totals["revenue_fen"] or 0}
