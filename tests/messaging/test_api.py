@@ -204,3 +204,26 @@ def test_settings_that_cannot_work_name_the_setting(api):
     )
     assert answer.status_code == 422 and error_of(answer)["details"]["field"] == "settings.url"
     assert not ChannelConfig.objects.exists()
+
+
+def test_rotating_the_key_reencrypts_channel_credentials_and_tokens(api, settings, capsys, cast):
+    from cryptography.fernet import Fernet, MultiFernet
+    from django.core.management import call_command
+
+    from siyu.core import crypto
+    from siyu.core.keys import new_fernet_key
+    from siyu.messaging.models import AccessToken
+
+    channel = ChannelConfig.objects.get(pk=_channel(api("admin")).json()["id"])
+    AccessToken.objects.create(
+        workspace=cast.workspace, channel=channel, token_enc=crypto.encrypt("tok-123")
+    )
+    old = settings.SIYU_ENCRYPTION_KEYS[0]
+    new = new_fernet_key()
+    settings.SIYU_ENCRYPTION_KEYS = [new, old]
+    call_command("rotate_key", "--reencrypt-only")
+    assert "re-encrypted 2 value(s)" in capsys.readouterr().out
+    only_new = MultiFernet([Fernet(new)])
+    channel.refresh_from_db()
+    assert SECRET in only_new.decrypt(channel.secrets_enc.encode()).decode()
+    assert only_new.decrypt(AccessToken.objects.get().token_enc.encode()) == b"tok-123"

@@ -9,8 +9,13 @@ from siyu.core.keys import encryption_keys_file, new_fernet_key
 def encrypted_columns():
     """Every (model, field) that holds Fernet tokens. Add new encrypted fields here."""
     from siyu.contacts.models import Identity
+    from siyu.messaging.models import AccessToken, ChannelConfig
 
-    return [(Identity, "value_enc")]
+    return [
+        (Identity, "value_enc"),
+        (ChannelConfig, "secrets_enc"),  # vendor credentials
+        (AccessToken, "token_enc"),  # cached vendor access tokens
+    ]
 
 
 def reencrypt_all(batch_size: int = 2000) -> int:
