@@ -19,3 +19,7 @@ from siyu.settings import *  # noqa: E402,F403
 SIYU_WEBHOOK_ALLOW_PRIVATE = True
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 LANGUAGE_CODE = "zh-hans"
+
+# aiosmtpd (the tests' SMTP server) logs every connection at INFO from its own thread, which
+# outlives a test's captured output: keep it to real problems
+LOGGING["loggers"]["mail.log"] = {"level": "ERROR", "propagate": False}  # noqa: F405
