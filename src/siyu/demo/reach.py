@@ -117,7 +117,8 @@ def load_reach(
         quiet_end=datetime.time(9, 0),
     )
     shanghai_vip = Segment.objects.filter(workspace=workspace, name="上海高价值会员").first()
-    summary.broadcast_counts = _past_broadcast(workspace, actor, sms, hello, shanghai_vip, now)
+    coffee_lovers = Segment.objects.filter(workspace=workspace, name="居家咖啡人群").first()
+    summary.broadcast_counts = _past_broadcast(workspace, actor, sms, hello, coffee_lovers, now)
     broadcasts.broadcast_create(
         workspace=workspace,
         actor=actor,
