@@ -81,8 +81,10 @@ def apply_receipts(channel: ChannelConfig, receipts: list[Receipt]) -> int:
 def _ids_for_address(channel: ChannelConfig, address: str) -> list[int]:
     from siyu.messaging.sender import transport_for
 
-    kind = transport_for(channel).address_identity
-    identity = find_identity(channel.workspace, kind, address) if kind else None
+    transport = transport_for(channel)
+    kind = transport.address_identity
+    app_id = transport.address_app_id()  # an openid belongs to one appid
+    identity = find_identity(channel.workspace, kind, address, app_id) if kind else None
     return [identity.contact_id] if identity else []
 
 

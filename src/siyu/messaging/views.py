@@ -20,14 +20,22 @@ ACK = {"code": 0, "msg": "成功", "result": 0, "errmsg": "OK"}
 
 
 @csrf_exempt
-@require_http_methods(["POST"])
+@require_http_methods(["GET", "POST"])
 def channel_hook(request: HttpRequest, channel_id: int, token: str, what: str) -> HttpResponse:
     channel = inbound.channel_for_hook(channel_id, token)
     if channel is None:
         return JsonResponse({"code": 404, "msg": "unknown channel"}, status=404)
-    body = request.body[:MAX_BODY]
-    headers = {k.lower(): v for k, v in request.headers.items()}
     transport = transport_for(channel)
+    query = {k: v for k, v in request.GET.items()}
+    if request.method == "GET":  # a vendor verifying the URL before using it (WeChat)
+        answer = transport.callback_handshake(query)
+        if answer is None:
+            return HttpResponse("forbidden", status=403, content_type="text/plain")
+        return HttpResponse(answer, content_type="text/plain")
+    body = request.body[:MAX_BODY]
+    if not transport.callback_authentic(query, body):
+        return HttpResponse("forbidden", status=403, content_type="text/plain")
+    headers = {k.lower(): v for k, v in request.headers.items()}
     try:
         if what == "receipts":
             count = inbound.apply_receipts(channel, transport.receipts(body, headers))
@@ -37,7 +45,8 @@ def channel_hook(request: HttpRequest, channel_id: int, token: str, what: str) -
         log.warning("unreadable %s for channel %s: %s", what, channel.pk, exc)
         return JsonResponse({**ACK, "code": 400, "result": 400, "msg": str(exc)[:200]}, status=400)
     log.info("channel %s: %s %s applied", channel.pk, count, what)
-    return JsonResponse(ACK)
+    ack = transport.callback_ack()
+    return HttpResponse(ack[0], content_type=ack[1]) if ack else JsonResponse(ACK)
 
 
 @csrf_exempt  # one-click unsubscribe (RFC 8058): mail clients POST without a CSRF token

@@ -278,7 +278,7 @@ def test_settings_and_identity(oa, mp):
     assert oa.address_app_id() == APPID and mp.address_app_id() == APPID
     assert (oa.consent_channel, oa.address_identity) == ("wechat", "wechat_openid")
     assert not oa.idempotent_resend and not mp.idempotent_resend
-    assert {f.name for f in oa.secret_fields} == {"appsecret"}
+    assert {f.name for f in oa.secret_fields} == {"appsecret", "callback_token"}
     data = next(f for f in mp.template_fields if f.name == "data")
     assert (data.kind, data.template) == ("params", True)
 

@@ -169,6 +169,21 @@ class Transport:
         never sends it twice)."""
         return None
 
+    def callback_handshake(self, query: dict[str, str]) -> str | None:
+        """A vendor's GET that verifies a callback URL before using it (WeChat's echostr):
+        the text to answer, or None when the request is not genuine or not expected."""
+        return None
+
+    def callback_authentic(self, query: dict[str, str], body: bytes) -> bool:
+        """Whether a pushed callback carries the vendor's valid signature (when the vendor
+        signs them; the per-channel signed URL is the protection otherwise)."""
+        return True
+
+    def callback_ack(self) -> tuple[str, str] | None:
+        """What the vendor expects as the answer to a callback: (body, content type), or None
+        for the JSON both SMS vendors read."""
+        return None
+
     def receipts(self, body: bytes, headers: dict[str, str]) -> list[Receipt]:
         """Delivery reports the vendor pushed to siyu's receipt URL."""
         return []

@@ -12,6 +12,7 @@ message per openid + client_msg_id — but only for 10 minutes ("10分钟有效�
 
 import datetime
 import hashlib
+import hmac
 import xml.etree.ElementTree as ET
 from typing import Any
 
@@ -48,6 +49,15 @@ class WechatTemplateTransport(WechatTransport):
     # WeChat documents a daily quota (45009), not a rate; this stays clear of the minute one
     default_rate = 10.0
     idempotent_resend = False  # see the module docstring: the dedupe lasts 10 minutes
+    secret_fields = (
+        FieldSpec("appsecret", "AppSecret"),
+        FieldSpec(
+            "callback_token",
+            "Server token",
+            required=False,
+            help="The Token of the account's 服务器配置, whose URL is this channel's receipt URL",
+        ),
+    )
     settings_fields = (
         FieldSpec("appid", "AppID", help="The Official Account's AppID (wx…)"),
         FieldSpec(
@@ -135,6 +145,27 @@ class WechatTemplateTransport(WechatTransport):
 
     def receipts(self, body: bytes, headers: dict[str, str]) -> list[Receipt]:
         return parse_template_receipts(body)
+
+    # The account's server URL (服务器配置) is the channel's receipt URL: WeChat first checks
+    # it with a GET (signature, timestamp, nonce, echostr), then signs every push the same
+    # way: signature = sha1 of the sorted [token, timestamp, nonce] joined.
+
+    def _signed(self, query: dict[str, str]) -> bool:
+        token = str(self.secrets.get("callback_token") or "")
+        parts = [token, query.get("timestamp", ""), query.get("nonce", "")]
+        if not token or not all(parts):
+            return False
+        expected = hashlib.sha1("".join(sorted(parts)).encode()).hexdigest()  # noqa: S324
+        return hmac.compare_digest(expected, query.get("signature", ""))
+
+    def callback_handshake(self, query: dict[str, str]) -> str | None:
+        return query.get("echostr") if self._signed(query) else None
+
+    def callback_authentic(self, query: dict[str, str], body: bytes) -> bool:
+        return self._signed(query)
+
+    def callback_ack(self) -> tuple[str, str]:
+        return "success", "text/plain"
 
 
 # Status of a TEMPLATESENDJOBFINISH event → our code
