@@ -279,3 +279,54 @@ def test_a_template_of_another_kind_is_refused(
         _queue(cast, channel, other, [person])
     assert error.value.field == "template"
     assert not OutboxMessage.objects.exists()
+
+
+class InlinePool:
+    """The sender's thread pool, inline: the test controls the order of the calls."""
+
+    def __init__(self, *args):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def map(self, fn, items):
+        return [fn(item) for item in items]
+
+
+def test_a_sender_that_stalls_past_its_lease_sends_nothing_the_new_holder_sends(
+    cast, system_actor, make_contact, setup, recording, monkeypatch
+):
+    from collections import Counter
+
+    from siyu.messaging.models import ChannelConfig
+
+    channel, template = setup
+    people = [
+        _person(make_contact, cast, system_actor, f"客{i}", f"1380013800{i}") for i in range(3)
+    ]
+    _queue(cast, channel, template, people)
+    monkeypatch.setattr(sender, "ThreadPoolExecutor", InlinePool)
+    monkeypatch.setattr(sender, "THREADS", 1)  # the hold is checked between waves of calls
+    monkeypatch.setattr(sender.connections, "close_all", lambda: None)
+    send, state = RecordingTransport.send, {"stalled": False}
+
+    def send_then_stall(self, batch):
+        results = send(self, batch)
+        if not state["stalled"]:
+            # after its first call the sender stalls past its lease; the worker starts another
+            state["stalled"] = True
+            ChannelConfig.objects.filter(pk=channel.pk).update(
+                send_lease_until=timezone.now() - datetime.timedelta(seconds=1)
+            )
+            sender.send_channel(channel.pk)
+        return results
+
+    monkeypatch.setattr(RecordingTransport, "send", send_then_stall)
+    sender.send_channel(channel.pk)
+    counts = Counter(key for key, _, _ in recording.sent)
+    assert len(counts) == 3 and set(counts.values()) == {1}, counts
+    assert set(OutboxMessage.objects.values_list("status", flat=True)) == {OutboxStatus.SENT}

@@ -96,3 +96,27 @@ def test_loops_within_the_budget_render(cast, make_contact):
     assert render_message("{{ '-' * 3 }}{{ 2 ** 3 }}{{ 3 * 4 }}", contact_context(contact)) == (
         "---812"
     )
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ '%0400000000d' % 1 }}",
+        "{{ '%*d' % (400000000, 1) }}",
+        "{{ 'x'|center(1000000000) }}",
+        "{{ 'a\\nb'|indent(1000000000) }}",
+        "{{ '{:>1000000000}'.format(1) }}",
+        "{{ '{0:>1000000000}'.format_map({}) }}",
+        "{{ '%0400000000d'|format(1) }}",
+        "{% for i in range(10000) %}{{ 'x' * 100000 }}{% endfor %}",
+    ],
+)
+def test_padding_and_output_are_bounded(source):
+    with pytest.raises(TemplateRenderError):
+        render_message(source, {})
+
+
+def test_ordinary_padding_and_formatting_still_work():
+    assert render_message("{{ '%05d' % 42 }}|{{ '{:>4}'.format(7) }}|{{ 'ab'|center(6) }}", {}) == (
+        "00042|   7|  ab  "
+    )

@@ -80,10 +80,41 @@ def claim_channel(channel_id: int, holder: str) -> bool:
     )
 
 
-def renew_channel(channel_id: int, holder: str) -> None:
-    ChannelConfig.objects.filter(pk=channel_id, send_holder=holder).update(
-        send_lease_until=timezone.now() + _lease()
+def renew_channel(channel_id: int, holder: str) -> bool:
+    """Extend the hold; False when another sender took the channel over (ours ran out)."""
+    return bool(
+        ChannelConfig.objects.filter(pk=channel_id, send_holder=holder).update(
+            send_lease_until=timezone.now() + _lease()
+        )
     )
+
+
+class Lease:
+    """The sender's hold, checked before every wave of vendor calls and renewed at most every
+    RENEW_SECONDS, so that a slow group never outlives it; once lost, no further call is
+    made and the group's messages stay `sending` for the new holder's recovery to settle."""
+
+    RENEW_SECONDS = 10.0
+
+    def __init__(self, channel_id: int, holder: str):
+        self.channel_id, self.holder = channel_id, holder
+        self.renewed = time.monotonic()
+        self.lost = False
+
+    def keep(self) -> bool:
+        """Before each vendor call: renew when due, else check the hold is still ours (one
+        indexed read: a sender that stalled past its lease must not send what the new
+        holder's recovery is already sending)."""
+        if self.lost:
+            return False
+        if time.monotonic() - self.renewed >= self.RENEW_SECONDS:
+            self.lost = not renew_channel(self.channel_id, self.holder)
+            self.renewed = time.monotonic()
+        else:
+            self.lost = not ChannelConfig.objects.filter(
+                pk=self.channel_id, send_holder=self.holder, send_lease_until__gt=timezone.now()
+            ).exists()
+        return not self.lost
 
 
 def release_channel(channel_id: int, holder: str) -> None:
@@ -130,18 +161,27 @@ def send_channel(channel_id: int, *, max_seconds: float | None = None) -> Tally:
         transport = transport_for(channel)
         tally.recovered = recover_interrupted(channel, transport)
         throttle = Throttle(channel.rate_per_second)
+        lease = Lease(channel_id, holder)
         with ThreadPoolExecutor(THREADS) as pool:
             while max_seconds is None or time.monotonic() - started < max_seconds:
-                # a WeCom mass send is one task per call for the staff member to confirm:
-                # groups as large as a call
-                group = _due(channel, max(GROUP, transport.max_batch))
+                group = _due(channel, group_size(channel, transport))
                 if not group:
                     break
-                _send_group(channel, transport, group, tally, pool, throttle)
-                renew_channel(channel_id, holder)
+                _send_group(channel, transport, group, tally, pool, throttle, lease)
+                if lease.lost or not renew_channel(channel_id, holder):
+                    break  # another sender has the channel now
     finally:
         release_channel(channel_id, holder)
     return tally
+
+
+def group_size(channel: ChannelConfig, transport: Transport) -> int:
+    """Messages per group: 100, or one vendor call's worth (a WeCom mass send is one task per
+    call for the staff member to confirm); fewer on a slow channel, so that a group takes
+    at most a quarter of the lease to send."""
+    size = max(GROUP, transport.max_batch)
+    budget = channel.rate_per_second * settings.SIYU_SEND_LEASE_SECONDS / 4
+    return max(1, min(size, int(budget)))
 
 
 def _due(channel: ChannelConfig, size: int) -> list[OutboxMessage]:
@@ -173,7 +213,7 @@ class Throttle:
             time.sleep(start - now)
 
 
-def _send_group(channel, transport, group, tally, pool, throttle) -> None:
+def _send_group(channel, transport, group, tally, pool, throttle, lease) -> None:
     now = timezone.now()
     policy = guardrails.policy_for(channel.workspace)
     quiet_end = guardrails.quiet_until(policy, now)
@@ -193,8 +233,14 @@ def _send_group(channel, transport, group, tally, pool, throttle) -> None:
             connections.close_all()  # a token refresh may have opened one in this thread
 
     results: list[SendResult] = []
-    for answer in pool.map(call, chunks):
-        results += answer
+    for start in range(0, len(chunks), THREADS):
+        # a wave of calls, each wave only while the hold is still ours (checked here, in the
+        # sender's own thread and transaction); what is left stays `sending` for the new
+        # holder's recovery
+        if not lease.keep():
+            break
+        for answer in pool.map(call, chunks[start : start + THREADS]):
+            results += answer
     _record(channel, {m.key: m for m in group}, results, tally)
 
 
@@ -275,11 +321,21 @@ def _decide(channel, transport, group, policy, now, tally) -> list[list[Outgoing
             message.finished_at = now
             tally.count(status, reason)
         updates.append(message)
-    chunks = _chunks(ready, transport.max_batch)
-    refs = {m.key: m.ref for chunk in chunks for m in chunk}
-    for message in updates:
-        message.vendor_ref = refs.get(message.key, "")
     with transaction.atomic():
+        # claim: rows changed since they were read (a broadcast cancelled, another sender)
+        # are left alone and not sent; the row locks hold off a cancel until this commits
+        still = set(
+            OutboxMessage.objects.select_for_update()
+            .filter(pk__in=[m.pk for m in updates], status=OutboxStatus.QUEUED)
+            .values_list("pk", flat=True)
+        )
+        keys = {m.key for m in updates if m.pk in still}
+        ready = [o for o in ready if o.key in keys]
+        chunks = _chunks(ready, transport.max_batch)
+        refs = {m.key: m.ref for chunk in chunks for m in chunk}
+        updates = [m for m in updates if m.pk in still]
+        for message in updates:
+            message.vendor_ref = refs.get(message.key, "")
         write_messages(updates, DECIDED)
     return chunks
 

@@ -13,6 +13,7 @@ A template must never run code and an error must never reach a customer, so:
 
 import contextvars
 import functools
+import re
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, meta
@@ -40,11 +41,24 @@ def _budgeted_range(*args: int) -> range:
     return numbers
 
 
-class _Sandbox(ImmutableSandboxedEnvironment):
-    """Also refuses the two operators that can allocate without bound: `'x' * 10**9` and
-    `10 ** 10**9`."""
+MAX_WIDTH = 10_000  # of a padded or formatted field: `'%09999d'`, `center(…)`, `'{:>N}'`
+MAX_OUTPUT = 1_000_000  # characters a render may produce in all
+_PERCENT_WIDTH = re.compile(r"%[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?")
+_FORMAT_WIDTH = re.compile(r"\{[^{}]*:[^{}]*?(\d+)[^{}]*\}")
 
-    intercepted_binops = frozenset({"*", "**"})
+
+def _check_widths(numbers) -> None:
+    for number in numbers:
+        if number == "*" or (number and int(number) > MAX_WIDTH):
+            raise OverflowError(f"a field wider than {MAX_WIDTH} characters")
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """Also refuses what can allocate without bound: `'x' * 10**9`, `10 ** 10**9`, and padding
+    to a huge width (`'%0400000000d' % 1`, `'x'|center(10**9)`, `'{:>1000000000}'.format(1)`);
+    a render's whole output is bounded too (render_message)."""
+
+    intercepted_binops = frozenset({"*", "**", "%"})
     MAX_RESULT = 100_000  # characters or items of a repeated text or list
 
     def call_binop(self, context, operator: str, left: Any, right: Any) -> Any:
@@ -52,11 +66,35 @@ class _Sandbox(ImmutableSandboxedEnvironment):
             if isinstance(right, int) and abs(right) > 100:
                 raise OverflowError("exponent too large")
             return left**right
+        if operator == "%":
+            if isinstance(left, str):
+                _check_widths(n for pair in _PERCENT_WIDTH.findall(left) for n in pair)
+            return left % right
         for seq, times in ((left, right), (right, left)):
             if isinstance(seq, str | list | tuple) and isinstance(times, int):
                 if len(seq) * times > self.MAX_RESULT:
                     raise OverflowError("repetition too long")
         return left * right
+
+    def call(self, __context, __obj, *args: Any, **kwargs: Any) -> Any:  # noqa: N807
+        # str.format / format_map pad to the widths their format string names
+        if getattr(__obj, "__name__", "") in ("format", "format_map") and isinstance(
+            getattr(__obj, "__self__", None), str
+        ):
+            _check_widths(_FORMAT_WIDTH.findall(__obj.__self__))
+        return super().call(__context, __obj, *args, **kwargs)
+
+
+def _bounded(filter_function, width_arg: int):
+    """A filter whose `width_arg`-th argument (after the value) is a width to pad to."""
+
+    def bounded(*args: Any, **kwargs: Any) -> Any:
+        width = kwargs.get("width", args[width_arg] if len(args) > width_arg else 0)
+        if isinstance(width, int) and width > MAX_WIDTH:
+            raise OverflowError(f"a field wider than {MAX_WIDTH} characters")
+        return filter_function(*args, **kwargs)
+
+    return bounded
 
 
 # SMS, WeCom and WeChat text are plain; e-mail HTML escapes every value
@@ -64,6 +102,13 @@ _ENV = _Sandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newli
 _HTML_ENV = _Sandbox(undefined=StrictUndefined, autoescape=True, keep_trailing_newline=True)
 for _environment in (_ENV, _HTML_ENV):
     _environment.globals["range"] = _budgeted_range
+    _environment.filters["center"] = _bounded(_environment.filters["center"], 1)
+    _environment.filters["indent"] = _bounded(_environment.filters["indent"], 1)
+    _format = _environment.filters["format"]
+    _environment.filters["format"] = lambda value, *args, _f=_format, **kw: (
+        _check_widths(n for pair in _PERCENT_WIDTH.findall(str(value)) for n in pair)
+        or _f(value, *args, **kw)
+    )
 
 
 class TemplateRenderError(SiyuError):
@@ -115,7 +160,13 @@ def render_message(source: str, context: dict[str, Any], html: bool = False) -> 
     half-rendered message."""
     token = _budget.set([RANGE_BUDGET])
     try:
-        return _compiled(source, html).render(**context)
+        pieces, size = [], 0
+        for piece in _compiled(source, html).generate(**context):
+            size += len(piece)
+            if size > MAX_OUTPUT:
+                raise OverflowError(f"the message would be longer than {MAX_OUTPUT} characters")
+            pieces.append(piece)
+        return "".join(pieces)
     except TemplateError as exc:  # includes UndefinedError and SecurityError
         raise TemplateRenderError(
             "the template cannot be rendered: %(error)s", params={"error": str(exc)}
