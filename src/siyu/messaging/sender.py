@@ -107,12 +107,14 @@ class Lease:
         holder's recovery is already sending)."""
         if self.lost:
             return False
-        if time.monotonic() - self.renewed >= self.RENEW_SECONDS:
+        every = min(self.RENEW_SECONDS, settings.SIYU_SEND_LEASE_SECONDS / 4)
+        if time.monotonic() - self.renewed >= every:
+            # succeeds while nobody else took the channel, even past the lease's end
             self.lost = not renew_channel(self.channel_id, self.holder)
             self.renewed = time.monotonic()
         else:
             self.lost = not ChannelConfig.objects.filter(
-                pk=self.channel_id, send_holder=self.holder, send_lease_until__gt=timezone.now()
+                pk=self.channel_id, send_holder=self.holder
             ).exists()
         return not self.lost
 
@@ -162,6 +164,8 @@ def send_channel(channel_id: int, *, max_seconds: float | None = None) -> Tally:
         tally.recovered = recover_interrupted(channel, transport)
         throttle = Throttle(channel.rate_per_second)
         lease = Lease(channel_id, holder)
+        if not renew_channel(channel_id, holder):  # recovery may have taken a while
+            return tally
         with ThreadPoolExecutor(THREADS) as pool:
             while max_seconds is None or time.monotonic() - started < max_seconds:
                 group = _due(channel, group_size(channel, transport))
