@@ -86,3 +86,23 @@ def test_errors_roles_and_workspaces(api, graph):
         == 404
     )
     assert Journey.objects.get().status == "draft"
+
+
+def test_bad_values_answer_422_naming_the_field(api, graph):
+    operator = api("operator")
+    for bad in ({"start": ["hi"]}, {"start": 5}):
+        answer = operator.post("/api/v1/journeys", {"name": "x", "graph": {**graph, **bad}})
+        assert answer.status_code == 422 and error_of(answer)["details"]["field"] == "graph.start"
+    graph["steps"]["hi"]["next"] = {"a": 1}
+    answer = operator.post("/api/v1/journeys", {"name": "x", "graph": graph})
+    assert error_of(answer)["details"]["field"] == "graph.steps.hi.next"
+    del graph["steps"]["hi"]["next"]
+    nan = operator.post("/api/v1/journeys", {"name": "x", "graph": graph, "holdout_percent": "NaN"})
+    assert nan.status_code == 422
+    journey_id = operator.post("/api/v1/journeys", {"name": "x", "graph": graph}).json()["id"]
+    operator.post(f"/api/v1/journeys/{journey_id}/status", {"status": "active"})
+    huge = operator.post(f"/api/v1/journeys/{journey_id}/enter", {"contact_ids": [10**20]})
+    assert huge.status_code == 422
+    assert error_of(huge)["details"]["field"] == "contact_ids[0]"
+    assert api("analyst").get("/api/v1/outbox", contact_id=10**20).json()["items"] == []
+    assert not Journey.objects.filter(name="x", status="draft").exclude(pk=journey_id).exists()

@@ -211,6 +211,7 @@ def test_bad_input_names_the_field(cast, system_actor, world):
         return error.value.field
 
     assert field_of(include_segments=[999999]) == "include_segments[0]"
+    assert field_of(include_segments=[10**20]) == "include_segments"
     assert field_of(holdout_percent=60) == "holdout_percent"
     assert field_of(channel_id=999999) == "channel_id"
     assert field_of(channel_id="") == "channel_id"

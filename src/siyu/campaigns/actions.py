@@ -35,7 +35,9 @@ EDITABLE = (
 def _clean_segments(workspace: Workspace, ids: Any, field: str) -> list[int]:
     if ids in (None, ""):
         return []
-    if not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
+    if not isinstance(ids, list) or not all(
+        isinstance(i, int) and not isinstance(i, bool) and 0 < i < 2**63 for i in ids
+    ):
         raise ValidationError(field, "expected a list of segment ids")
     found = set(
         Segment.objects.filter(
@@ -49,7 +51,7 @@ def _clean_segments(workspace: Workspace, ids: Any, field: str) -> list[int]:
 
 
 def _whole(value: Any, field: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**63:
         raise ValidationError(field, "expected an id")
 
 
@@ -82,7 +84,7 @@ def _clean(workspace: Workspace, values: dict[str, Any]) -> dict[str, Any]:
             share = Decimal(str(values["holdout_percent"] or 0)).quantize(Decimal("0.1"))
         except InvalidOperation:
             raise ValidationError("holdout_percent", "expected a number") from None
-        if not 0 <= share <= MAX_HOLDOUT:
+        if not share.is_finite() or not 0 <= share <= MAX_HOLDOUT:
             raise ValidationError("holdout_percent", "expected 0 to 50 (percent)")
         cleaned["holdout_percent"] = share
     if "goal_event" in values:

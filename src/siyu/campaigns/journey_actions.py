@@ -60,7 +60,7 @@ def _clean_settings(values: dict[str, Any]) -> dict[str, Any]:
             share = Decimal(str(values["holdout_percent"] or 0)).quantize(Decimal("0.1"))
         except InvalidOperation:
             raise ValidationError("holdout_percent", "expected a number") from None
-        if not 0 <= share <= 50:
+        if not share.is_finite() or not 0 <= share <= 50:
             raise ValidationError("holdout_percent", "expected 0 to 50 (percent)")
         cleaned["holdout_percent"] = share
     return cleaned
@@ -211,6 +211,9 @@ def journey_enter(
         raise Conflict("the journey is not active")
     if journey.live_version.graph["trigger"]["type"] != "api":
         raise Conflict("this journey is not entered through the API")
+    for position, contact_id in enumerate(contact_ids):
+        if not 0 < contact_id < 2**63:
+            raise ValidationError(f"contact_ids[{position}]", "no such contact")
     known = set(
         Contact.objects.filter(workspace=workspace, pk__in=contact_ids).values_list("pk", flat=True)
     )

@@ -274,11 +274,11 @@ def validate_graph(workspace: Workspace, graph: Any, path: str = "graph") -> dic
             raise ValidationError(f"{path}.steps", "a step id is 1 to 40 letters, digits, _ or -")
         steps[step_id] = checker.step(spec, f"{path}.steps.{step_id}")
     start = graph.get("start")
-    if start not in steps:
+    if not isinstance(start, str) or start not in steps:
         raise ValidationError(f"{path}.start", "expected the id of a step")
     for step_id, step in steps.items():
         for field, target in successors(step):
-            if target is not None and target not in steps:
+            if target is not None and (not isinstance(target, str) or target not in steps):
                 raise ValidationError(f"{path}.steps.{step_id}.{field}", "no step with this id")
     _check_acyclic_and_reachable(steps, start, path)
     return {"trigger": trigger, "start": start, "steps": steps}

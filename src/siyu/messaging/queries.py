@@ -27,6 +27,9 @@ def outbox(workspace, actor, **filters) -> QuerySet[OutboxMessage]:
     if is_own_only(actor.role):
         qs = qs.filter(contact__owner=actor.user)
     for name, value in filters.items():
-        if value not in (None, ""):
-            qs = qs.filter(**{name: value})
+        if value in (None, ""):
+            continue
+        if isinstance(value, int) and not 0 < value < 2**63:
+            return qs.none()  # no row has such an id
+        qs = qs.filter(**{name: value})
     return qs.order_by("-id")
