@@ -566,3 +566,26 @@ def test_a_message_steps_conversions_and_revenue(cast, system_actor, kit, make_c
     step = journey_report(journey)["messages"]["hello"]
     assert step["by_status"] == {"sent": 2, "suppressed": 1}
     assert (step["converted"], step["revenue_fen"]) == (1, 8800)
+
+
+def test_resuming_a_date_journey_waits_for_its_time_of_day(cast, system_actor, kit):
+    graph = {
+        "trigger": {"type": "date", "field": "birthday", "offset_days": 0, "at": "09:00"},
+        "start": "wish",
+        "steps": {
+            "wish": {"type": "send", "channel_id": kit["channel"], "template_id": kit["hello"]}
+        },
+    }
+    journey = _live(cast, system_actor, graph)
+    actions.journey_set_status(
+        workspace=cast.workspace, actor=system_actor, journey=journey, status="paused"
+    )
+    journey.refresh_from_db()
+    journey.next_date_run_at = timezone.now() - datetime.timedelta(days=3)  # missed while paused
+    journey.save(update_fields=["next_date_run_at"])
+    journey = actions.journey_set_status(
+        workspace=cast.workspace, actor=system_actor, journey=journey, status="active"
+    )
+    journey.refresh_from_db()
+    assert journey.next_date_run_at > timezone.now()
+    assert journey.next_date_run_at.astimezone(SHANGHAI).time() == datetime.time(9, 0)

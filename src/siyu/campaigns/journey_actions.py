@@ -153,6 +153,15 @@ def _go_live(journey: Journey, version: JourneyVersion) -> None:
         )
 
 
+def _resume(journey: Journey) -> None:
+    """Back from a pause: a date trigger waits for its next time of day (not at once, at
+    whatever hour it is); a segment trigger goes on from where it stopped reading, so that
+    contacts who entered the segment meanwhile are not missed."""
+    trigger = journey.live_version.graph["trigger"]
+    if trigger["type"] == "date":
+        journey.next_date_run_at = next_date_run(journey, timezone.now())
+
+
 def _check_channels_enabled(version: JourneyVersion) -> None:
     """A live journey must be able to send: a message step on a disabled channel would queue
     messages nobody sends."""
@@ -183,6 +192,8 @@ def journey_set_status(
         if status == JourneyStatus.ACTIVE:
             if journey.live_version is None:
                 _go_live(journey, journey.versions.order_by("-number").first())
+            elif journey.status == JourneyStatus.PAUSED:
+                _resume(journey)
             _check_channels_enabled(journey.live_version)
         if status == JourneyStatus.ARCHIVED:
             JourneyEnrollment.objects.filter(
@@ -245,6 +256,15 @@ def journeys_tick(now=None) -> dict[str, int]:
     for journey in live:
         trigger = journey.live_version.graph["trigger"] if journey.live_version else {}
         with transaction.atomic():
+            # one tick per journey at a time (two workers may both run one): the cursor and
+            # the day's run are read and advanced under the row's lock
+            journey = (
+                Journey.objects.select_for_update()
+                .select_related("live_version", "workspace")
+                .get(pk=journey.pk)
+            )
+            if journey.status != JourneyStatus.ACTIVE:
+                continue
             if trigger.get("type") in ("segment_entered", "segment_exited"):
                 entered += enroll_from_segment_changes(journey, now)
             elif trigger.get("type") == "date":

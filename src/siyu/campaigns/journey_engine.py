@@ -128,7 +128,7 @@ def _run_batch(workspace: Workspace, walks: list[Walk], now) -> int:
             entered[(version_id, step_id)] = fresh
         context = StepContext(workspace, versions[version_id], step_id, now, channels)
         moves += RUNNERS[step["type"]](context, step, group)
-    _write(moves)
+    _write(moves, walks)
     _count(workspace.pk, entered)
     if channels:
         send_soon(channels)
@@ -267,9 +267,14 @@ RUNNERS = {
 }
 
 
-def _write(moves: list[Move]) -> None:
+def _write(moves: list[Move], walks: list[Walk]) -> None:
+    """Every move in one statement, each only if the walk is still where the batch found it:
+    a goal reached, a wait-for-event answered or an archive meanwhile (the event hook and
+    the status actions do not take the stepping lock) wins over the batch's move."""
+    before = {w.id: w for w in walks}
+    table = JourneyEnrollment._meta.db_table
     sqlbulk.update_from_values(
-        JourneyEnrollment._meta.db_table,
+        table,
         [
             ("id", "int"),
             ("step", "text"),
@@ -278,13 +283,27 @@ def _write(moves: list[Move]) -> None:
             ("waiting_for", "text"),
             ("status", "text"),
             ("finished_at", "ts"),
+            ("old_step", "text"),
+            ("old_waiting", "bool"),
         ],
         [
-            (m.id, m.step, m.wake_at, m.waiting, m.waiting_for, m.status, m.finished_at)
+            (
+                m.id,
+                m.step,
+                m.wake_at,
+                m.waiting,
+                m.waiting_for,
+                m.status,
+                m.finished_at,
+                before[m.id].step,
+                before[m.id].waiting,
+            )
             for m in moves
         ],
         "step = v.step, wake_at = v.wake_at, waiting = v.waiting, waiting_for = v.waiting_for, "
         "status = v.status, finished_at = v.finished_at",
+        where=f"{table}.status = 'active' AND {table}.step = v.old_step "
+        f"AND {table}.waiting = v.old_waiting",
     )
 
 
