@@ -6,6 +6,7 @@ recent task of the channel that still has messages without a final result."""
 
 import datetime
 import logging
+import random
 
 import httpx
 from django.utils import timezone
@@ -30,12 +31,15 @@ def poll_results(channel: ChannelConfig) -> int:
     if not hasattr(transport, "track"):
         return 0
     since = timezone.now() - datetime.timedelta(days=TRACK_DAYS)
-    vendor_ids = list(
+    pending = set(
         OutboxMessage.objects.filter(channel=channel, status=OutboxStatus.SENT, sent_at__gte=since)
         .exclude(vendor_id="")
         .values_list("vendor_id", flat=True)
-        .distinct()[:TASKS_PER_RUN]
+        .distinct()
     )
+    # a different sample every run: tasks a staff member never confirms must not keep the
+    # others from ever being asked about
+    vendor_ids = random.sample(sorted(pending), min(len(pending), TASKS_PER_RUN))
     changed = 0
     for vendor_id in vendor_ids:
         try:
