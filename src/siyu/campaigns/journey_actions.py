@@ -259,7 +259,7 @@ def journeys_tick(now=None) -> dict[str, int]:
             # one tick per journey at a time (two workers may both run one): the cursor and
             # the day's run are read and advanced under the row's lock
             journey = (
-                Journey.objects.select_for_update()
+                Journey.objects.select_for_update(of=("self",))
                 .select_related("live_version", "workspace")
                 .get(pk=journey.pk)
             )
