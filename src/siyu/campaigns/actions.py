@@ -3,7 +3,6 @@ cancel."""
 
 import datetime
 import zoneinfo
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -11,6 +10,13 @@ from django.db.models import Max
 from django.utils import timezone
 
 from siyu.campaigns import planner
+from siyu.campaigns.cleaning import (
+    clean_attribution_days,
+    clean_goal,
+    clean_name,
+    clean_share,
+    is_row_id,
+)
 from siyu.campaigns.models import Broadcast, BroadcastRun, BroadcastStatus, Recurrence
 from siyu.core.audit import Actor, audit
 from siyu.core.errors import Conflict, ValidationError
@@ -19,7 +25,6 @@ from siyu.messaging.models import ChannelConfig, MessageTemplate, OutboxMessage,
 from siyu.messaging.scheduling import send_soon
 from siyu.segments.models import Segment
 
-MAX_HOLDOUT = Decimal("50")
 EDITABLE = (
     "name",
     "channel_id",
@@ -35,9 +40,7 @@ EDITABLE = (
 def _clean_segments(workspace: Workspace, ids: Any, field: str) -> list[int]:
     if ids in (None, ""):
         return []
-    if not isinstance(ids, list) or not all(
-        isinstance(i, int) and not isinstance(i, bool) and 0 < i < 2**63 for i in ids
-    ):
+    if not isinstance(ids, list) or not all(is_row_id(i) for i in ids):
         raise ValidationError(field, "expected a list of segment ids")
     found = set(
         Segment.objects.filter(
@@ -51,17 +54,14 @@ def _clean_segments(workspace: Workspace, ids: Any, field: str) -> list[int]:
 
 
 def _whole(value: Any, field: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**63:
+    if not is_row_id(value):
         raise ValidationError(field, "expected an id")
 
 
 def _clean(workspace: Workspace, values: dict[str, Any]) -> dict[str, Any]:
     cleaned: dict[str, Any] = {}
     if "name" in values:
-        name = values["name"].strip() if isinstance(values["name"], str) else ""
-        if not name or len(name) > 120:
-            raise ValidationError("name", "expected 1 to 120 characters")
-        cleaned["name"] = name
+        cleaned["name"] = clean_name(values["name"])
     if "channel_id" in values:
         _whole(values["channel_id"], "channel_id")
         channel = ChannelConfig.objects.filter(workspace=workspace, pk=values["channel_id"]).first()
@@ -80,23 +80,11 @@ def _clean(workspace: Workspace, values: dict[str, Any]) -> dict[str, Any]:
         if field in values:
             cleaned[field] = _clean_segments(workspace, values[field], field)
     if "holdout_percent" in values:
-        try:
-            share = Decimal(str(values["holdout_percent"] or 0)).quantize(Decimal("0.1"))
-        except InvalidOperation:
-            raise ValidationError("holdout_percent", "expected a number") from None
-        if not share.is_finite() or not 0 <= share <= MAX_HOLDOUT:
-            raise ValidationError("holdout_percent", "expected 0 to 50 (percent)")
-        cleaned["holdout_percent"] = share
+        cleaned["holdout_percent"] = clean_share(values["holdout_percent"])
     if "goal_event" in values:
-        goal = (values["goal_event"] or "").strip()
-        if not goal or len(goal) > 120:
-            raise ValidationError("goal_event", "expected an event name")
-        cleaned["goal_event"] = goal
+        cleaned["goal_event"] = clean_goal(values["goal_event"], required=True)
     if "attribution_days" in values:
-        days = values["attribution_days"]
-        if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= 90:
-            raise ValidationError("attribution_days", "expected 1 to 90 days")
-        cleaned["attribution_days"] = days
+        cleaned["attribution_days"] = clean_attribution_days(values["attribution_days"])
     return cleaned
 
 

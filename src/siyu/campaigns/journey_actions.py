@@ -1,13 +1,19 @@
 """Every write to journeys: create, edit (a new version), activate, pause, archive, enter
 contacts through the API; and the worker's tick."""
 
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from siyu.campaigns.cleaning import (
+    clean_attribution_days,
+    clean_goal,
+    clean_name,
+    clean_share,
+    is_row_id,
+)
 from siyu.campaigns.journey_enroll import (
     enroll,
     enroll_by_date,
@@ -34,10 +40,7 @@ SETTINGS = ("name", "reentry_days", "goal_event", "attribution_days", "holdout_p
 def _clean_settings(values: dict[str, Any]) -> dict[str, Any]:
     cleaned: dict[str, Any] = {}
     if "name" in values:
-        name = values["name"].strip() if isinstance(values["name"], str) else ""
-        if not name or len(name) > 120:
-            raise ValidationError("name", "expected 1 to 120 characters")
-        cleaned["name"] = name
+        cleaned["name"] = clean_name(values["name"])
     if "reentry_days" in values:
         days = values["reentry_days"]
         if days is not None and (
@@ -46,23 +49,11 @@ def _clean_settings(values: dict[str, Any]) -> dict[str, Any]:
             raise ValidationError("reentry_days", "expected nothing (once) or 1 to 3650 days")
         cleaned["reentry_days"] = days
     if "goal_event" in values:
-        goal = (values["goal_event"] or "").strip()
-        if len(goal) > 120:
-            raise ValidationError("goal_event", "longer than 120 characters")
-        cleaned["goal_event"] = goal
+        cleaned["goal_event"] = clean_goal(values["goal_event"], required=False)
     if "attribution_days" in values:
-        days = values["attribution_days"]
-        if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= 90:
-            raise ValidationError("attribution_days", "expected 1 to 90 days")
-        cleaned["attribution_days"] = days
+        cleaned["attribution_days"] = clean_attribution_days(values["attribution_days"])
     if "holdout_percent" in values:
-        try:
-            share = Decimal(str(values["holdout_percent"] or 0)).quantize(Decimal("0.1"))
-        except InvalidOperation:
-            raise ValidationError("holdout_percent", "expected a number") from None
-        if not share.is_finite() or not 0 <= share <= 50:
-            raise ValidationError("holdout_percent", "expected 0 to 50 (percent)")
-        cleaned["holdout_percent"] = share
+        cleaned["holdout_percent"] = clean_share(values["holdout_percent"])
     return cleaned
 
 
@@ -223,7 +214,7 @@ def journey_enter(
     if journey.live_version.graph["trigger"]["type"] != "api":
         raise Conflict("this journey is not entered through the API")
     for position, contact_id in enumerate(contact_ids):
-        if not 0 < contact_id < 2**63:
+        if not is_row_id(contact_id):
             raise ValidationError(f"contact_ids[{position}]", "no such contact")
     known = set(
         Contact.objects.filter(workspace=workspace, pk__in=contact_ids).values_list("pk", flat=True)

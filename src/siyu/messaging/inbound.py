@@ -46,9 +46,10 @@ def channel_for_hook(channel_id: int, token: str) -> ChannelConfig | None:
     return ChannelConfig.objects.filter(pk=channel_id).select_related("workspace").first()
 
 
-def apply_receipts(channel: ChannelConfig, receipts: list[Receipt]) -> int:
+def apply_receipts(channel: ChannelConfig, transport, receipts: list[Receipt]) -> int:
     """Mark sent messages delivered or bounced; how many changed. A receipt for an unknown
-    message, or a second receipt, changes nothing."""
+    message, or a second receipt, changes nothing. `transport` is the channel's (it says how
+    a receipt's address is looked up)."""
     changed = 0
     now = timezone.now()
     with transaction.atomic():
@@ -65,7 +66,7 @@ def apply_receipts(channel: ChannelConfig, receipts: list[Receipt]) -> int:
             )
             if receipt.address and receipt.vendor_id:
                 # one vendor id for many recipients (a WeCom mass send)
-                ids = _ids_for_address(channel, receipt.address)
+                ids = _ids_for_address(channel, transport, receipt.address)
                 messages = messages.filter(contact_id__in=ids)
             status = OutboxStatus.DELIVERED if receipt.delivered else OutboxStatus.BOUNCED
             reason = "" if receipt.delivered else f"receipt:{receipt.code}"[:120]
@@ -78,10 +79,7 @@ def apply_receipts(channel: ChannelConfig, receipts: list[Receipt]) -> int:
     return changed
 
 
-def _ids_for_address(channel: ChannelConfig, address: str) -> list[int]:
-    from siyu.messaging.sender import transport_for
-
-    transport = transport_for(channel)
+def _ids_for_address(channel: ChannelConfig, transport, address: str) -> list[int]:
     kind = transport.address_identity
     app_id = transport.address_app_id()  # an openid belongs to one appid
     identity = find_identity(channel.workspace, kind, address, app_id) if kind else None
@@ -92,12 +90,9 @@ def is_unsubscribe(text: str) -> bool:
     return _PUNCTUATION.sub("", text or "").lower() in UNSUBSCRIBE_WORDS
 
 
-def apply_replies(channel: ChannelConfig, replies: list[Reply]) -> int:
+def apply_replies(channel: ChannelConfig, transport, replies: list[Reply]) -> int:
     """Withdraw the channel's consent of each contact who replied an unsubscribe word; how
     many were withdrawn. Other replies are left for the conversations feature."""
-    from siyu.messaging.sender import transport_for
-
-    transport = transport_for(channel)
     withdrawn = 0
     for reply in replies:
         if not is_unsubscribe(reply.text) or not transport.address_identity:

@@ -47,7 +47,7 @@ def poll_results(channel: ChannelConfig) -> int:
         except (VendorError, httpx.HTTPError) as exc:
             log.warning("results of %s on channel %s: %s", vendor_id, channel.pk, exc)
             continue
-        changed += apply_receipts(channel, receipts)
+        changed += apply_receipts(channel, transport, receipts)
     return changed
 
 

@@ -38,9 +38,9 @@ def channel_hook(request: HttpRequest, channel_id: int, token: str, what: str) -
     headers = {k.lower(): v for k, v in request.headers.items()}
     try:
         if what == "receipts":
-            count = inbound.apply_receipts(channel, transport.receipts(body, headers))
+            count = inbound.apply_receipts(channel, transport, transport.receipts(body, headers))
         else:
-            count = inbound.apply_replies(channel, transport.replies(body, headers))
+            count = inbound.apply_replies(channel, transport, transport.replies(body, headers))
     except ValueError as exc:  # an unreadable payload: the vendor should not retry it forever
         log.warning("unreadable %s for channel %s: %s", what, channel.pk, exc)
         return JsonResponse({**ACK, "code": 400, "result": 400, "msg": str(exc)[:200]}, status=400)
