@@ -151,6 +151,26 @@ def test_last_channel_of_the_latest_event(cast, send):
     assert contact.stats.last_channel == "douyin"
 
 
+@pytest.mark.parametrize(
+    ("context", "channel"),
+    [
+        ({"channel": "\t企业微信 \n", "campaign": {"source": "douyin"}}, "企业微信"),
+        ({"channel": "  ", "campaign": {"source": " douyin"}}, "douyin"),  # blank: next one
+        ({"channel": 7, "campaign": "x", "library": {"name": "analytics.js"}}, "analytics.js"),
+        ({"channel": "门店" * 100}, "门店" * 60),  # at most 120 characters
+        ({"library": {"name": ["not", "text"]}}, ""),
+    ],
+)
+def test_last_channel_is_the_same_on_ingest_and_rebuild(cast, send, context, channel):
+    """The batch folds the channel in SQL on PostgreSQL; rebuild reads it in Python."""
+    send(msg("track", userId="u-ch", event="A", context=context))
+    contact = contact_of(cast.workspace, "user_id", "u-ch")
+    assert contact.stats.last_channel == channel
+    before = snapshot()
+    rebuild("--workspace", cast.workspace.slug)
+    assert snapshot() == before
+
+
 def test_api_orders_and_refunds_update_the_stats(cast, api, make_contact):
     contact = make_contact()
     client = api("operator")

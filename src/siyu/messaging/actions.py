@@ -412,7 +412,10 @@ def move_messages_on_merge(workspace: Workspace, mapping: dict[int, int]) -> Non
     """Merge hook: a merged-away contact's messages become its survivor's, so that frequency
     caps and the message history count them (their keys keep the old contact id: a step
     planned again for the survivor is a new message only if it was never sent to either)."""
-    for other, survivor in mapping.items():
-        OutboxMessage.objects.filter(workspace=workspace, contact_id=other).update(
-            contact_id=survivor
-        )
+    sqlbulk.update_from_values(
+        OutboxMessage._meta.db_table,
+        [("other", "int"), ("survivor", "int")],
+        sorted(mapping.items()),
+        "contact_id = v.survivor",
+        key="contact_id",
+    )

@@ -17,7 +17,7 @@ import datetime
 import zoneinfo
 from collections.abc import Iterable, Iterator
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import (
     Case,
     CharField,
@@ -47,6 +47,9 @@ from siyu.tracking.models import (
 CHUNK = 500  # contacts per recompute query (well under SQLite's parameter limit)
 COUNTED_TYPES = (MessageType.TRACK, MessageType.PAGE, MessageType.SCREEN, MessageType.IDENTIFY)
 STATS_FIELDS = ["order_count", "net_spend_fen", "last_order_at", "last_channel", "last_event_at"]
+# What a channel name is trimmed of, the same in Python and in SQL (str.strip() alone would
+# also take Unicode spaces, which PostgreSQL's btrim cannot be told about portably).
+CHANNEL_BLANKS = " \t\n\r\f\v"
 
 _deferred: contextvars.ContextVar[set[int] | None] = contextvars.ContextVar(
     "siyu_aggregates_deferred", default=None
@@ -161,6 +164,134 @@ def rebuild(workspace: Workspace, chunk: int = CHUNK) -> int:
         after = ids[-1]
 
 
+def fold_processed(workspace: Workspace, event_ids: list[int]) -> None:
+    """Fold the events among these that are processed and have a contact into their
+    contacts' rows: seen times widened, daily counts added, the last event and channel moved
+    forward. A resolver batch calls it once for all its events, after they are resolved and
+    before the contacts its merges and orders touched are recomputed (which overwrites those
+    contacts' rows). On PostgreSQL one statement does it all from the event table; on SQLite
+    the events are read back and folded by `add_processed`."""
+    if not event_ids:
+        return
+    if connection.vendor == "postgresql":
+        _fold_postgresql(workspace, event_ids)
+        return
+    rows = []
+    for start in range(0, len(event_ids), CHUNK):
+        rows += Event.objects.filter(
+            workspace=workspace,
+            pk__in=event_ids[start : start + CHUNK],
+            status=EventStatus.PROCESSED,
+            contact_id__isnull=False,
+        ).values_list("contact_id", "id", "type", "event", "timestamp", "context")
+    folded = [(cid, _Folded(pk, type_, name, ts, ctx)) for cid, pk, type_, name, ts, ctx in rows]
+    seen: dict[int, tuple[datetime.datetime, datetime.datetime]] = {}
+    for cid, event in folded:
+        first, last = seen.get(cid, (event.timestamp, event.timestamp))
+        seen[cid] = (min(first, event.timestamp), max(last, event.timestamp))
+    _extend_seen(seen)
+    add_processed(workspace, folded)
+
+
+class _Folded:
+    """What add_processed reads of an event."""
+
+    __slots__ = ("pk", "type", "event", "timestamp", "context")
+
+    def __init__(self, pk, type_, event, timestamp, context):
+        self.pk, self.type, self.event, self.timestamp, self.context = (
+            pk,
+            type_,
+            event,
+            timestamp,
+            context,
+        )
+
+
+def _extend_seen(seen: dict[int, tuple[datetime.datetime, datetime.datetime]]) -> None:
+    """Widen contacts' first/last seen to include (first, last) per contact id."""
+    table = Contact._meta.db_table
+    sqlbulk.update_from_values(
+        table,
+        [("id", "int"), ("first_seen", "ts"), ("last_seen", "ts")],
+        [(cid, first, last) for cid, (first, last) in sorted(seen.items())],
+        f"first_seen_at = {sqlbulk.least(f'{table}.first_seen_at', 'v.first_seen')}, "
+        f"last_seen_at = {sqlbulk.greatest(f'{table}.last_seen_at', 'v.last_seen')}",
+        where=f"v.first_seen < {table}.first_seen_at OR v.last_seen > {table}.last_seen_at",
+    )
+
+
+def _channel_sql(path: str) -> str:
+    """SQL for one candidate of `last_channel`: the JSON string at `path`, trimmed, or NULL."""
+    return (
+        f"NULLIF(btrim(CASE WHEN jsonb_typeof({path}) = 'string' THEN {path} #>> '{{}}' END, "
+        "%(blanks)s), '')"
+    )
+
+
+def _fold_postgresql(workspace: Workspace, event_ids: list[int]) -> None:
+    events, contacts = Event._meta.db_table, Contact._meta.db_table
+    stats, daily = ContactStats._meta.db_table, DailyEventCount._meta.db_table
+    channel = (
+        "left(COALESCE("
+        + ", ".join(
+            _channel_sql(path)
+            for path in (
+                "e.context -> 'channel'",
+                "e.context -> 'campaign' -> 'source'",
+                "e.context -> 'library' -> 'name'",
+            )
+        )
+        + ", ''), 120)"
+    )
+    sql = f"""
+        WITH done AS MATERIALIZED (
+            SELECT e.id, e.contact_id, e.type, e.event, e.timestamp, {channel} AS channel
+            FROM unnest(%(ids)b::bigint[]) AS ids(id) JOIN {events} e ON e.id = ids.id
+            WHERE e.workspace_id = %(ws)s AND e.status = %(processed)s
+              AND e.contact_id IS NOT NULL
+        ), seen AS (
+            UPDATE {contacts} c
+               SET first_seen_at = LEAST(c.first_seen_at, s.first_seen),
+                   last_seen_at = GREATEST(c.last_seen_at, s.last_seen)
+              FROM (SELECT contact_id, min(timestamp) AS first_seen, max(timestamp) AS last_seen
+                    FROM done GROUP BY contact_id) s
+             WHERE c.id = s.contact_id
+               AND (s.first_seen < c.first_seen_at OR s.last_seen > c.last_seen_at)
+            RETURNING 1
+        ), counted AS (
+            INSERT INTO {daily} (workspace_id, contact_id, day, event, count)
+            SELECT %(ws)s, contact_id, (timestamp AT TIME ZONE %(tz)s)::date AS day,
+                   CASE WHEN type = %(track)s THEN event ELSE type END AS name, count(*)
+              FROM done WHERE type = ANY(%(counted)s)
+             GROUP BY contact_id, day, name
+             ORDER BY contact_id, day, name
+            ON CONFLICT (contact_id, day, event)
+               DO UPDATE SET count = {daily}.count + excluded.count
+            RETURNING 1
+        )
+        INSERT INTO {stats} (workspace_id, contact_id, order_count, net_spend_fen, last_channel,
+                             last_event_at)
+        SELECT %(ws)s, contact_id, 0, 0, channel, timestamp
+          FROM (SELECT DISTINCT ON (contact_id) contact_id, channel, timestamp FROM done
+                ORDER BY contact_id, timestamp DESC, id DESC) latest
+        ON CONFLICT (contact_id) DO UPDATE
+           SET last_event_at = excluded.last_event_at, last_channel = excluded.last_channel
+         WHERE {stats}.last_event_at IS NULL OR excluded.last_event_at >= {stats}.last_event_at
+    """
+    params = {
+        "ids": event_ids,
+        "ws": workspace.pk,
+        "processed": EventStatus.PROCESSED,
+        "tz": workspace.timezone,
+        "track": MessageType.TRACK,
+        "counted": [str(t.value) for t in COUNTED_TYPES],
+        "blanks": CHANNEL_BLANKS,
+    }
+    with sqlbulk.pg_cursor() as cursor:
+        cursor.execute(sql, params)
+
+
 def add_processed(workspace: Workspace, events: Iterable[tuple[int, Event]]) -> None:
     """Fold events that have just moved to `processed` into their contacts' rows, with two
     set-based upserts: daily counts are added (`count + excluded.count`), and a contact's
@@ -259,8 +390,8 @@ def last_channel(context) -> str:
         part = context.get(key)
         candidates.append(part.get(sub) if isinstance(part, dict) else None)
     for value in candidates:
-        if isinstance(value, str) and value.strip():
-            return value.strip()[:120]
+        if isinstance(value, str) and value.strip(CHANNEL_BLANKS):
+            return value.strip(CHANNEL_BLANKS)[:120]
     return ""
 
 

@@ -13,9 +13,8 @@ if each were written at once; then it writes the net result:
   statements for all merges (contacts.actions.merge.move_owned_rows) and then deleted,
 - identities, timeline and audit rows with one INSERT each,
 - orders (orders.py, per order event), then the events' contacts, notes and status with
-  `UPDATE … FROM (VALUES …)`, seen times likewise, and the aggregates with two upserts
-  (aggregates.add_processed; contacts touched by merges and orders are recomputed from raw
-  data at the end of the batch)."""
+  `UPDATE … FROM (VALUES …)`. The caller then folds the batch's seen times and aggregates
+  (aggregates.fold_processed) and recomputes the contacts merges and orders touched."""
 
 import datetime
 from dataclasses import dataclass, field
@@ -28,7 +27,6 @@ from siyu.contacts.actions.merge import fill_from, move_owned_rows
 from siyu.contacts.models import PII_KINDS, Contact, Identity, TimelineEntry
 from siyu.core import crypto, sqlbulk
 from siyu.core.models import AuditLog
-from siyu.tracking import aggregates
 from siyu.tracking.models import Event, EventStatus
 from siyu.tracking.orders import ORDER_COMPLETED, apply_order_event, orders_from_events
 
@@ -183,19 +181,6 @@ def write(plan: Plan, batch: "_Batch") -> None:
     replay.run()
     final = replay.final
 
-    # seen times: per surviving contact, from its events (merges took min/max as well)
-    seen: dict[int, tuple[datetime.datetime, datetime.datetime]] = {}
-    for p, ref in plan.events:
-        if ref is not None:
-            ts, ref = p.event.timestamp, final(ref)
-            first, last = seen.get(ref, (ts, ts))
-            seen[ref] = (min(first, ts), max(last, ts))
-    for ref, (first, last) in seen.items():
-        contact = replay.contacts.get(ref)
-        if contact is not None:
-            contact.first_seen_at = min(contact.first_seen_at, first)
-            contact.last_seen_at = max(contact.last_seen_at, last)
-
     # new contacts that survived the batch, then every ref's real id
     temps = [t for t in plan.new if t not in replay.merged_into]
     new = [replay.contacts[t] for t in temps]
@@ -270,7 +255,7 @@ def write(plan: Plan, batch: "_Batch") -> None:
                 workspace, actor, p.event, cid(ref), order_errors.setdefault(id(p), [])
             )
 
-    rows, processed = [], []
+    rows = []
     for p, ref in plan.events:
         notes = [*p.errors]
         notes += [
@@ -279,11 +264,7 @@ def write(plan: Plan, batch: "_Batch") -> None:
         ]
         notes += order_errors.get(id(p), [])
         rows.append((p.event.pk, cid(ref), "\n".join(notes)))
-        if ref is not None:
-            processed.append((cid(ref), p.event))
-    mark_processed(rows, now)
-    extend_seen({r: span for r, span in seen.items() if r not in replay.contacts})
-    aggregates.add_processed(workspace, processed)
+    mark_processed(rows, now)  # seen times and aggregates: aggregates.fold_processed, next
 
 
 def _with_ids(data: dict, cid) -> dict:
@@ -316,19 +297,6 @@ def mark_processed(
         rows,
         "contact_id = v.contact_id, error = v.error, status = %s, processed_at = %s",
         extra_params=[EventStatus.PROCESSED, now or timezone.now()],
-    )
-
-
-def extend_seen(seen: dict[int, tuple[datetime.datetime, datetime.datetime]]) -> None:
-    """Widen contacts' first/last seen to include (first, last) per contact id."""
-    table = Contact._meta.db_table
-    sqlbulk.update_from_values(
-        table,
-        [("id", "int"), ("first_seen", "ts"), ("last_seen", "ts")],
-        [(cid, first, last) for cid, (first, last) in sorted(seen.items())],
-        f"first_seen_at = {sqlbulk.least(f'{table}.first_seen_at', 'v.first_seen')}, "
-        f"last_seen_at = {sqlbulk.greatest(f'{table}.last_seen_at', 'v.last_seen')}",
-        where=f"v.first_seen < {table}.first_seen_at OR v.last_seen > {table}.last_seen_at",
     )
 
 

@@ -4,8 +4,8 @@ Most of a live stream is track, page and screen calls from users and devices the
 already holds. Such an event needs no decision: its contact is the one contact that holds
 its userId and anonymousId, and nothing about contacts changes. One UPDATE … FROM joins a
 batch's events to the identities that hold them, stores the contact and marks them
-processed; the seen times and aggregates of those events are then folded in with the same
-statements as any other processed event (bulk.extend_seen, aggregates.add_processed).
+processed; the seen times and aggregates of the whole batch are folded in afterwards by one
+statement (aggregates.fold_processed).
 
 An event qualifies when it is a track (not an order event), page or screen; has no
 `context.traits` to apply; carries a userId and/or an anonymousId without surrounding
@@ -19,31 +19,15 @@ events to the survivor (the merge hook), as it would have.
 On SQLite the planner does all of it (this pass is PostgreSQL only)."""
 
 import datetime
-from typing import Any
 
 from django.db import connection
 
 from siyu.contacts.models import Identity, IdentityKind
 from siyu.core import sqlbulk
-from siyu.tracking import aggregates, bulk
 from siyu.tracking.models import Event, EventStatus, MessageType
 from siyu.tracking.orders import ORDER_EVENTS
 
 PLANNED_ON = (Identity,)
-
-
-class _Known:
-    """What aggregates.add_processed reads of an event."""
-
-    __slots__ = ("pk", "type", "event", "timestamp", "context")
-
-    def __init__(self, pk, type_, event, timestamp, channel, source, library):
-        self.pk, self.type, self.event, self.timestamp = pk, type_, event, timestamp
-        self.context: dict[str, Any] = {
-            "channel": channel,
-            "campaign": {"source": source},
-            "library": {"name": library},
-        }
 
 
 def refresh_statistics(cursor) -> None:
@@ -88,9 +72,7 @@ def resolve_known(workspace, ids: list[int]) -> set[int]:
            SET contact_id = held.contact_id, status = %(processed)s, processed_at = %(now)s,
                error = ''
           FROM held WHERE e.id = held.id
-        RETURNING e.id, e.contact_id, e.type, e.event, e.timestamp,
-                  e.context -> 'channel', e.context -> 'campaign' -> 'source',
-                  e.context -> 'library' -> 'name'
+        RETURNING e.id
     """
     params = {
         "ws": workspace.pk,
@@ -108,14 +90,4 @@ def resolve_known(workspace, ids: list[int]) -> set[int]:
         refresh_statistics(cursor)
         cursor.execute(sql, params, binary=True)
         rows = cursor.fetchall()
-    if not rows:
-        return set()
-    seen: dict[int, tuple[datetime.datetime, datetime.datetime]] = {}
-    done = []
-    for pk, contact_id, type_, name, ts, channel, source, library in rows:
-        done.append((contact_id, _Known(pk, type_, name, ts, channel, source, library)))
-        first, last = seen.get(contact_id, (ts, ts))
-        seen[contact_id] = (min(first, ts), max(last, ts))
-    bulk.extend_seen(seen)
-    aggregates.add_processed(workspace, done)
     return {row[0] for row in rows}

@@ -231,6 +231,10 @@ class DailyEventCount(WorkspaceScoped):
     the rollup segments read. `event` is the track event name, or "page" / "screen" /
     "identify" for those message types (group and alias are not counted)."""
 
+    # indexed by dailyevent_ws_event_day (workspace first): a lone index would only cost writes
+    workspace = models.ForeignKey(
+        "core.Workspace", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     contact = models.ForeignKey(  # indexed by dailyeventcount_unique (contact first)
         "contacts.Contact",
         on_delete=models.CASCADE,

@@ -38,7 +38,10 @@ log = logging.getLogger(__name__)
 # Events per transaction. Larger batches amortise every statement and merge over more events:
 # on the ingest benchmark 2,000 → 10,000 took PostgreSQL from ~4,100 to ~6,000 processed/s.
 # SQLite keeps smaller batches: its lookups go in chunks of IN (…) anyway.
-BATCH_SIZE = {"postgresql": 10_000}.get(connection.vendor, 2000)
+BATCH_SIZE = {"postgresql": 50_000}.get(connection.vendor, 2000)
+# Whether the planner leaves plain events of people it already holds to the SQL pass
+# (known.py), which runs on PostgreSQL only.
+POSTPONE = connection.vendor == "postgresql"
 LEASE_SECONDS = 300  # a drainer that died frees its workspace after this long
 LOOKUP_CHUNK = 900  # parameters per IN (…) query, under SQLite's oldest limit
 ACTOR = Actor.system("tracking")
@@ -190,11 +193,23 @@ def _process_batch(
         ids = pending_ids(workspace.pk, after_id, batch_size)
         if not ids:
             return 0, after_id, []
-        # events of people already known, in one statement (PostgreSQL); the rest planned
-        known = resolve_known(workspace, ids)
-        events = read_pending(workspace.pk, [i for i in ids if i not in known])
-        if events:
-            _Batch(workspace).run(events)
+        with aggregates.deferred() as touched:  # orders and merges: recomputed at the end
+            # events of people already known, in one statement (PostgreSQL); the rest planned
+            known = resolve_known(workspace, ids)
+            events = read_pending(workspace.pk, [i for i in ids if i not in known])
+            if events:
+                postponed = _Batch(workspace).run(events, postpone=POSTPONE)
+                # the postponed belong to people the planner has just written: the same pass
+                # takes them; whatever it cannot (none, normally) is planned after all
+                if postponed:
+                    again = resolve_known(workspace, postponed)
+                    leftover = read_pending(workspace.pk, [i for i in postponed if i not in again])
+                    if leftover:
+                        _Batch(workspace).run(leftover, postpone=False)
+        # every event the batch processed, folded at once; then what merges and orders
+        # touched is rebuilt from raw data (which includes this batch, so it comes second)
+        aggregates.fold_processed(workspace, ids)
+        aggregates.recompute(workspace, touched)
         products_from_batch(workspace, ids)
     return len(known) + len(events), ids[-1], ids
 
@@ -298,6 +313,24 @@ def parse_event(event: Event) -> Parsed:
         else:
             parsed.traits[key] = (value, path)
     return parsed
+
+
+PLAIN_TYPES = frozenset({MessageType.TRACK, MessageType.PAGE, MessageType.SCREEN})
+
+
+def is_plain(event) -> bool:
+    """What the SQL pass for known people (known.py) takes, by the same tests: a track (not
+    an order event), page or screen with no `context.traits` to apply and a userId and/or
+    anonymousId without surrounding spaces."""
+    if event.type not in PLAIN_TYPES:
+        return False
+    if event.type == MessageType.TRACK and event.event in ORDER_EVENTS:
+        return False
+    traits = event.context.get("traits") if isinstance(event.context, dict) else None
+    if isinstance(traits, dict) and traits:
+        return False
+    user, anonymous = event.user_id, event.anonymous_id
+    return bool(user or anonymous) and user == user.strip(" ") and anonymous == anonymous.strip(" ")
 
 
 def profile_from_traits(parsed: Parsed) -> dict[str, Any]:
@@ -411,19 +444,40 @@ class _Batch:
             self.uids(contact_id).add(ident.hash)
 
     # the batch
-    def run(self, events: list[Event]) -> None:
-        with aggregates.deferred() as touched:  # orders and merges: recomputed at the end
-            try:
-                with transaction.atomic():
-                    parsed = [parse_event(e) for e in events]
-                    self.load(parsed)
-                    for p in parsed:
+    def run(self, events: list[Event], postpone: bool = False) -> list[int]:
+        """Resolve these events, in order. The caller folds them into the aggregates
+        afterwards and recomputes the contacts that merges and orders touched
+        (`aggregates.deferred`).
+
+        With `postpone`, a plain event (what the SQL pass takes: see `is_plain`) whose
+        identifiers are all held by one contact at its turn is left pending and its id
+        returned, for the caller to resolve with that pass once the plan is written. Such an
+        event changes nothing but its own contact, which is then still the holder of its
+        identifiers (or, after a later merge, the survivor that a merge would have moved
+        it to): the end state is the one of planning it in turn."""
+        postponed: list[int] = []
+        try:
+            with transaction.atomic():
+                parsed = [parse_event(e) for e in events]
+                self.load(parsed)
+                for p in parsed:
+                    if postpone and self.held_by_one(p):
+                        postponed.append(p.event.pk)
+                    else:
                         self.plan_event(p)
-                    bulk.write(self.plan, self)
-            except Exception:
-                log.exception("resolving %d events together failed; one by one", len(events))
-                self.one_by_one(events)
-        aggregates.recompute(self.workspace, touched)
+                bulk.write(self.plan, self)
+        except Exception:
+            log.exception("resolving %d events together failed; one by one", len(events))
+            self.one_by_one(events)
+            return []
+        return postponed
+
+    def held_by_one(self, p: Parsed) -> bool:
+        """A plain event without notes whose identifiers one contact holds right now."""
+        if p.errors or not p.idents or not is_plain(p.event):
+            return False
+        holders = {self.holder(i) for i in p.idents}
+        return len(holders) == 1 and None not in holders
 
     def one_by_one(self, events: list[Event]) -> None:
         for event in events:
