@@ -47,7 +47,7 @@ def resolve_known(workspace, ids: list[int]) -> set[int]:
     events, identities = Event._meta.db_table, Identity._meta.db_table
     now = datetime.datetime.now(datetime.UTC)
     sql = f"""
-        WITH batch AS (
+        WITH batch AS MATERIALIZED (
             SELECT e.id, e.user_id, e.anonymous_id
             FROM unnest(%(ids)s::bigint[]) AS ids(id) JOIN {events} e ON e.id = ids.id
             WHERE e.workspace_id = %(ws)s AND e.status = %(pending)s

@@ -246,9 +246,12 @@ class Parsed:
     conflicts: list[tuple[str, int]] = field(default_factory=list)
 
 
-# The keyed hashes of identifiers seen lately: a batch names the same user ids and devices
-# over and over. Deterministic values, so sharing it between threads is harmless.
+# The keyed hashes of identifiers seen lately, and the identifiers made of raw user ids and
+# devices: a batch names the same ones over and over. Deterministic values, so sharing them
+# between threads is harmless. Phone numbers and e-mails are not kept as raw keys.
 _HASHES: dict[tuple[str, str, str], str] = {}
+_IDENTS: dict[tuple[str, Any, str, bool], Ident] = {}
+CACHED = 100_000
 
 
 def _ident(parsed: Parsed, kind: str, raw: Any, where: str, app_id: str = "", attach=True):
@@ -257,19 +260,26 @@ def _ident(parsed: Parsed, kind: str, raw: Any, where: str, app_id: str = "", at
             parsed.errors.append(f"{where}: not a string")
         return
     app_id = app_id if kind == K.WECHAT_OPENID else ""
-    try:
-        value = normalize_identity(kind, str(raw), where)
-    except ValidationError as exc:
-        # never write a clear phone number or email into the error
-        parsed.errors.append(f"{where}: invalid {kind}" if kind in PII_KINDS else exc.message)
-        return
-    key = (kind, value, app_id)
-    value_hash = _HASHES.get(key)
-    if value_hash is None:
-        if len(_HASHES) > 100_000:
-            _HASHES.clear()
-        value_hash = _HASHES[key] = identity_hash(kind, value, app_id)
-    ident = Ident(kind, value, app_id, value_hash, attach)
+    cache_key = None if kind in PII_KINDS else (kind, raw, app_id, attach)
+    ident = _IDENTS.get(cache_key) if cache_key else None
+    if ident is None:
+        try:
+            value = normalize_identity(kind, str(raw), where)
+        except ValidationError as exc:
+            # never write a clear phone number or email into the error
+            parsed.errors.append(f"{where}: invalid {kind}" if kind in PII_KINDS else exc.message)
+            return
+        key = (kind, value, app_id)
+        value_hash = _HASHES.get(key)
+        if value_hash is None:
+            if len(_HASHES) > CACHED:
+                _HASHES.clear()
+            value_hash = _HASHES[key] = identity_hash(kind, value, app_id)
+        ident = Ident(kind, value, app_id, value_hash, attach)
+        if cache_key:
+            if len(_IDENTS) > CACHED:
+                _IDENTS.clear()
+            _IDENTS[cache_key] = ident
     if all(i.key != ident.key or i.attach != attach for i in parsed.idents):
         parsed.idents.append(ident)
 
