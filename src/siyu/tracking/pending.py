@@ -85,7 +85,12 @@ def _read_postgresql(workspace_id: int, ids: list[int]) -> list[PendingEvent]:
     sql = (
         "SELECT e.id, message_id, type, user_id, anonymous_id, previous_id, event, "
         "CASE WHEN type = 'track' AND event = ANY(%s) THEN properties END, "
-        "CASE WHEN type = 'identify' THEN traits END, context, timestamp "
+        "CASE WHEN type = 'identify' THEN traits END, "
+        # only the parts of the context resolution reads (resolve.py: parse_event, is_plain,
+        # _source); the rest (ip, user agent, library, page, …) stays in the row
+        "CASE WHEN jsonb_typeof(context) = 'object' THEN jsonb_build_object("
+        "'traits', context -> 'traits', 'app', context -> 'app', "
+        "'campaign', context -> 'campaign') ELSE context END, timestamp "
         f"FROM unnest(%b::bigint[]) AS ids(id) JOIN {table} e ON e.id = ids.id "
         "WHERE workspace_id = %s AND status = %s ORDER BY e.id"
     )
