@@ -60,10 +60,21 @@ def resolve_known(workspace, ids: list[int]) -> set[int]:
         ), held AS (
             SELECT b.id, COALESCE(u.contact_id, a.contact_id) AS contact_id
             FROM batch b
-            LEFT JOIN {identities} u ON b.user_id <> '' AND u.workspace_id = %(ws)s
-                 AND u.kind = %(user_kind)s AND u.app_id = '' AND u.value = b.user_id
-            LEFT JOIN {identities} a ON b.anonymous_id <> '' AND a.workspace_id = %(ws)s
-                 AND a.kind = %(anon_kind)s AND a.app_id = '' AND a.value = b.anonymous_id
+            -- one index lookup per event whatever the statistics say: the identities this
+            -- transaction has just written are not in them yet (a plan that took the table
+            -- for empty compared every event with every identity)
+            LEFT JOIN LATERAL (
+                SELECT i.contact_id FROM {identities} i
+                WHERE b.user_id <> '' AND i.workspace_id = %(ws)s AND i.kind = %(user_kind)s
+                  AND i.app_id = '' AND i.value = b.user_id
+                LIMIT 1
+            ) u ON true
+            LEFT JOIN LATERAL (
+                SELECT i.contact_id FROM {identities} i
+                WHERE b.anonymous_id <> '' AND i.workspace_id = %(ws)s
+                  AND i.kind = %(anon_kind)s AND i.app_id = '' AND i.value = b.anonymous_id
+                LIMIT 1
+            ) a ON true
             WHERE (b.user_id = '' OR u.contact_id IS NOT NULL)
               AND (b.anonymous_id = '' OR a.contact_id IS NOT NULL)
               AND (u.contact_id IS NULL OR a.contact_id IS NULL OR u.contact_id = a.contact_id)
