@@ -199,13 +199,11 @@ class _Folded:
     __slots__ = ("pk", "type", "event", "timestamp", "context")
 
     def __init__(self, pk, type_, event, timestamp, context):
-        self.pk, self.type, self.event, self.timestamp, self.context = (
-            pk,
-            type_,
-            event,
-            timestamp,
-            context,
-        )
+        self.pk = pk
+        self.type = type_
+        self.event = event
+        self.timestamp = timestamp
+        self.context = context
 
 
 def _extend_seen(seen: dict[int, tuple[datetime.datetime, datetime.datetime]]) -> None:

@@ -35,9 +35,11 @@ from siyu.tracking.products import products_from_batch
 
 log = logging.getLogger(__name__)
 
-# Events per transaction. Larger batches amortise every statement and merge over more events:
-# on the ingest benchmark 2,000 → 10,000 took PostgreSQL from ~4,100 to ~6,000 processed/s.
-# SQLite keeps smaller batches: its lookups go in chunks of IN (…) anyway.
+# Events per transaction, at most (a live trickle makes small batches). Larger batches spread
+# every statement and merge over more events, and rewrite each contact's seen times, stats
+# and rollup once per batch that names it: on the ingest benchmark 10,000 → 50,000 took
+# PostgreSQL from ~4,200 to ~5,000 processed/s (docs/benchmarks.md, "Ingest"). SQLite keeps
+# smaller batches: its lookups go in chunks of IN (…) anyway.
 BATCH_SIZE = {"postgresql": 50_000}.get(connection.vendor, 2000)
 # Whether the planner leaves plain events of people it already holds to the SQL pass
 # (known.py), which runs on PostgreSQL only.
