@@ -12,37 +12,18 @@ from django.db import connection
 from siyu.contacts import actions as contact_actions
 from siyu.contacts.models import ContactTag
 from siyu.core.audit import Actor
-from tests.conftest import PASSWORD
+from tests.console.browser import MARKS, log_in, open_page
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "screenshot-contacts.png"
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is not installed"),
-]
+pytestmark = MARKS
 
 
 @pytest.fixture
 def page(monkeypatch):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are
-    # still synchronous and safe, so tell Django not to refuse them (this test only).
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        context = browser.new_context(viewport={"width": 1366, "height": 768}, locale="zh-CN")
-        context.set_default_timeout(10_000)
-        yield context.new_page()
-        browser.close()
+    """768 tall: the README's screenshot is taken at this size."""
+    with open_page(monkeypatch, height=768) as page:
+        yield page
 
 
 @pytest.fixture
@@ -76,10 +57,7 @@ def pool(cast, make_contact):
 def test_search_open_and_tag_inline(transactional_db, live_server, cast, pool, page):
     from playwright.sync_api import expect
 
-    page.goto(f"{live_server.url}/login/")
-    page.fill("input[name=username]", cast.owner.staff.email)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
+    log_in(page, live_server, cast.owner.staff)
     page.get_by_role("link", name="客户", exact=True).click()
     page.wait_for_url("**/w/brand/contacts/")
     expect(page.locator("#contact-results tbody tr")).to_have_count(4)

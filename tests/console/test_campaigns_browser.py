@@ -15,26 +15,10 @@ from siyu.campaigns.journey_models import Journey
 from siyu.core.audit import Actor
 from siyu.messaging import actions as messaging
 from siyu.segments import actions as segments
-from tests.conftest import PASSWORD
-from tests.console.test_browser import ARGS, CHROMIUM
+from tests.console.browser import MARKS, log_in
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is not installed"),
-]
+pytestmark = MARKS
 SYSTEM = Actor.system("test")
-
-
-@pytest.fixture
-def page(monkeypatch):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        context = browser.new_context(viewport={"width": 1366, "height": 900}, locale="zh-CN")
-        context.set_default_timeout(10_000)
-        yield context.new_page()
-        browser.close()
 
 
 @pytest.fixture
@@ -61,10 +45,7 @@ def kit(cast):
 def test_add_a_wait_step_and_save(transactional_db, live_server, cast, kit, page):
     from playwright.sync_api import expect
 
-    page.goto(f"{live_server.url}/login/")
-    page.fill("input[name=username]", cast.operator.staff.email)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
+    log_in(page, live_server, cast.operator.staff)
     page.get_by_role("link", name="旅程", exact=True).click()
     page.wait_for_url("**/w/brand/campaigns/journeys/")
     page.get_by_role("link", name="＋ 新建旅程").click()

@@ -19,8 +19,7 @@ from siyu.tracking.actions import events_ingest
 from siyu.tracking.models import ContactStats, DailyEventCount, Event
 from siyu.tracking.orders import order_refund
 from siyu.tracking.queries import contact_summary
-from tests.conftest import PASSWORD
-from tests.console.test_browser import CHROMIUM
+from tests.console.browser import CHROMIUM, log_in
 from tests.console.test_browser import page as page  # noqa: F401 - the Chromium page fixture
 from tests.console.test_contact_activity import add_order
 
@@ -180,10 +179,7 @@ def test_chart_is_drawn_in_the_browser(
     contact_id = ingest(cast, django_capture_on_commit_callbacks)
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(f"{live_server.url}/login/")
-    page.fill("input[name=username]", cast.owner.staff.email)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
+    log_in(page, live_server, cast.owner.staff)
     page.goto(f"{live_server.url}/w/brand/contacts/{contact_id}/")
     expect(page.locator("#contact-summary")).to_contain_text("消费与活跃")
     expect(page.locator("#chart-activity canvas")).to_have_count(1)

@@ -6,36 +6,19 @@ Set SIYU_IMPORT_SCREENSHOTS=<folder> to save a screenshot of each step there."""
 import os
 from pathlib import Path
 
-import pytest
 from django.db import connection
 
 from siyu.contacts.models import Contact
-from tests.conftest import PASSWORD
-from tests.console.test_browser import ARGS, CHROMIUM
+from tests.console.browser import MARKS, log_in
 from tests.contacts.importing import csv_bytes, fresh_imports  # noqa: F401 - autouse fixture
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is not installed"),
-]
+pytestmark = MARKS
 ROWS = [
     ["客户姓名", "联系方式", "备注", "城市", "标签"],
     ["王小明", "13812345678", "老客", "上海", "VIP、咖啡"],
     ["李雷", "12345", "", "北京", ""],
     ["韩梅梅", "13700002222", "", "广州", "VIP"],
 ]
-
-
-@pytest.fixture
-def page(monkeypatch):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        context = browser.new_context(viewport={"width": 1366, "height": 900}, locale="zh-CN")
-        context.set_default_timeout(10_000)
-        yield context.new_page()
-        browser.close()
 
 
 def test_import_wizard_in_a_browser(transactional_db, live_server, cast, page, tmp_path):
@@ -47,10 +30,7 @@ def test_import_wizard_in_a_browser(transactional_db, live_server, cast, page, t
         if shots:
             page.screenshot(path=str(Path(shots) / f"{name}.png"), full_page=True)
 
-    page.goto(f"{live_server.url}/login/")
-    page.fill("input[name=username]", cast.operator.staff.email)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
+    log_in(page, live_server, cast.operator.staff)
     page.get_by_role("link", name="导入", exact=True).click()
     page.wait_for_url("**/w/brand/imports/")
     page.get_by_role("link", name="新建导入").first.click()

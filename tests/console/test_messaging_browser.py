@@ -8,31 +8,14 @@ Set SIYU_MESSAGING_SCREENSHOTS=<folder> to save a screenshot of the editor."""
 import os
 from pathlib import Path
 
-import pytest
 from django.db import connection
 
 from siyu.contacts import actions as contact_actions
 from siyu.core.audit import Actor
 from siyu.messaging.models import MessageTemplate
-from tests.conftest import PASSWORD
-from tests.console.test_browser import ARGS, CHROMIUM
+from tests.console.browser import MARKS, log_in
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is not installed"),
-]
-
-
-@pytest.fixture
-def page(monkeypatch):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        context = browser.new_context(viewport={"width": 1366, "height": 900}, locale="zh-CN")
-        context.set_default_timeout(10_000)
-        yield context.new_page()
-        browser.close()
+pytestmark = MARKS
 
 
 def test_write_an_sms_template_with_the_live_preview(transactional_db, live_server, cast, page):
@@ -42,10 +25,7 @@ def test_write_an_sms_template_with_the_live_preview(transactional_db, live_serv
         workspace=cast.workspace, actor=Actor.system("test"), profile={"name": "李娜"}
     )
     shots = os.environ.get("SIYU_MESSAGING_SCREENSHOTS")
-    page.goto(f"{live_server.url}/login/")
-    page.fill("input[name=username]", cast.operator.staff.email)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
+    log_in(page, live_server, cast.operator.staff)
     page.get_by_role("link", name="消息模板", exact=True).click()
     page.wait_for_url("**/w/brand/messaging/templates/")
     page.get_by_role("link", name="＋ 新建模板").click()
