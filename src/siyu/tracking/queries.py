@@ -55,7 +55,8 @@ class IngestionLag:
 
 def ingestion_lag(workspace: Workspace | None = None) -> IngestionLag:
     """The lag of one workspace, or of all of them. Each workspace is read through the
-    (workspace, status, id) index: a count and one row, never a scan of processed events."""
+    partial index of its pending events: a count and one row, never a scan of processed
+    events."""
     if workspace is not None:
         workspace_ids = [workspace.pk]
     else:
