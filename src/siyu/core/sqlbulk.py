@@ -223,6 +223,37 @@ def insert_rows(model, objs: list, *, ignore_conflicts: bool = False) -> None:
                 obj._state.adding = False
 
 
+def insert_plain(model, rows: list[dict[str, Any]]) -> None:
+    """Insert rows given as {attname: value}, the model's defaults filling the other columns,
+    without building model instances (for tens of thousands of timeline or audit rows their
+    construction cost more than the insert). No primary keys come back."""
+    if not rows:
+        return
+    if connection.vendor != "postgresql":
+        model.objects.bulk_create([model(**row) for row in rows], batch_size=500)
+        return
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    unknown = set().union(*rows) - {f.attname for f in fields}
+    if unknown:
+        raise TypeError(f"{model.__name__} has no column {sorted(unknown)[0]}")
+    columns = [(f.column, _kind(f)) for f in fields]
+    names = ", ".join(name for name, _ in columns)
+    prepared = [
+        (f.attname, f, k, f.get_default()) for f, (_, k) in zip(fields, columns, strict=True)
+    ]
+    with _cursor() as cursor:
+        for chunk in _chunks(rows):
+            values = [
+                [_prepared(f, k, row.get(name, default)) for name, f, k, default in prepared]
+                for row in chunk
+            ]
+            source, params = _source(columns, values)
+            cursor.execute(
+                f"INSERT INTO {model._meta.db_table} ({names}) SELECT {names} FROM {source} AS v",
+                params,
+            )
+
+
 _KINDS = {
     "JSONField": "json",
     "DateTimeField": "ts",
@@ -245,7 +276,10 @@ def _kind(field) -> str:
 
 
 def _db_value(field, kind: str, obj) -> Any:
-    value = getattr(obj, field.attname)
+    return _prepared(field, kind, getattr(obj, field.attname))
+
+
+def _prepared(field, kind: str, value: Any) -> Any:
     if kind == "json":
         return None if value is None else json.dumps(value, cls=field.encoder)
     if kind in ("ts", "int", "date", "bool") or value is None or type(value) is str:

@@ -199,40 +199,41 @@ def write(plan: Plan, batch: "_Batch") -> None:
     move_owned_rows(workspace, gone)  # identities, tags, consent, timeline, events, orders
     Contact.objects.filter(workspace=workspace, pk__in=sorted(gone)).delete()
 
-    sqlbulk.insert_rows(
+    sqlbulk.insert_plain(
         Identity, [_identity(workspace.pk, cid(ref), i) for ref, i in replay.identities]
     )
     folded = {t for t in plan.new if t in replay.merged_into}
-    sqlbulk.insert_rows(
+    sqlbulk.insert_plain(
         TimelineEntry,
         [
-            TimelineEntry(
-                workspace_id=workspace.pk,
-                contact_id=cid(ref),
-                kind=kind,
-                data=_with_ids(data, cid),
-                actor_label=actor.label,
-                created_at=now,
-            )
+            {
+                "workspace_id": workspace.pk,
+                "contact_id": cid(ref),
+                "kind": kind,
+                "data": _with_ids(data, cid),
+                "actor_label": actor.label,
+                "created_at": now,
+            }
             for ref, kind, data in replay.timeline
             if not (kind == "created" and ref in folded)
         ],
     )
-    sqlbulk.insert_rows(
+    actor_id = actor.user.pk if actor.user else None
+    sqlbulk.insert_plain(
         AuditLog,
         [
-            AuditLog(
-                workspace_id=workspace.pk,
-                actor=actor.user,
-                actor_label=actor.label,
-                action=action,
-                object_type="contact",
-                object_id=str(cid(ref)),
-                before=before,
-                after=after,
-                ip=actor.ip,
-                created_at=now,
-            )
+            {
+                "workspace_id": workspace.pk,
+                "actor_id": actor_id,
+                "actor_label": actor.label,
+                "action": action,
+                "object_type": "contact",
+                "object_id": str(cid(ref)),
+                "before": before,
+                "after": after,
+                "ip": actor.ip,
+                "created_at": now,
+            }
             for ref, action, before, after in replay.audits
             if not (action == "contact.create" and ref in folded)
         ],
@@ -300,15 +301,15 @@ def mark_processed(
     )
 
 
-def _identity(workspace_id: int, contact_id: int, ident: "Ident") -> Identity:
+def _identity(workspace_id: int, contact_id: int, ident: "Ident") -> dict[str, Any]:
     pii = ident.kind in PII_KINDS
-    return Identity(
-        workspace_id=workspace_id,
-        contact_id=contact_id,
-        kind=ident.kind,
-        app_id=ident.app_id,
-        value="" if pii else ident.value,
-        value_enc=crypto.encrypt(ident.value) if pii else "",
-        value_hash=ident.hash,
-        masked=ident.masked,
-    )
+    return {
+        "workspace_id": workspace_id,
+        "contact_id": contact_id,
+        "kind": ident.kind,
+        "app_id": ident.app_id,
+        "value": "" if pii else ident.value,
+        "value_enc": crypto.encrypt(ident.value) if pii else "",
+        "value_hash": ident.hash,
+        "masked": ident.masked,
+    }

@@ -82,19 +82,29 @@ def read_pending(workspace_id: int, ids: list[int]) -> list[PendingEvent]:
 
 def _read_postgresql(workspace_id: int, ids: list[int]) -> list[PendingEvent]:
     table = Event._meta.db_table
+    # Only the parts of the context resolution reads (resolve.py: parse_event, is_plain,
+    # _source), and as JSON only when there are traits or an app: decoding a JSON value per
+    # event cost more than reading it. The campaign source comes as text and is put back
+    # into the context here. The rest (ip, user agent, library, page, …) stays in the row.
     sql = (
         "SELECT e.id, message_id, type, user_id, anonymous_id, previous_id, event, "
         "CASE WHEN type = 'track' AND event = ANY(%s) THEN properties END, "
         "CASE WHEN type = 'identify' THEN traits END, "
-        # only the parts of the context resolution reads (resolve.py: parse_event, is_plain,
-        # _source); the rest (ip, user agent, library, page, …) stays in the row
-        "CASE WHEN jsonb_typeof(context) = 'object' THEN jsonb_build_object("
-        "'traits', context -> 'traits', 'app', context -> 'app', "
-        "'campaign', context -> 'campaign') ELSE context END, timestamp "
+        "CASE WHEN jsonb_typeof(context) <> 'object' THEN context "
+        "WHEN context ? 'traits' OR context ? 'app' THEN jsonb_build_object("
+        "'traits', context -> 'traits', 'app', context -> 'app') END, "
+        "CASE WHEN jsonb_typeof(context -> 'campaign' -> 'source') = 'string' "
+        "THEN context -> 'campaign' ->> 'source' END, timestamp "
         f"FROM unnest(%b::bigint[]) AS ids(id) JOIN {table} e ON e.id = ids.id "
         "WHERE workspace_id = %s AND status = %s ORDER BY e.id"
     )
     params = [sorted(ORDER_EVENTS), ids, workspace_id, EventStatus.PENDING]
     with sqlbulk.pg_cursor() as cursor:
         cursor.execute(sql, params, binary=True)
-        return [PendingEvent(*row) for row in cursor.fetchall()]
+        rows = cursor.fetchall()
+    events = []
+    for *head, context, source, timestamp in rows:
+        if source is not None:
+            context = {**(context or {}), "campaign": {"source": source}}
+        events.append(PendingEvent(*head, {} if context is None else context, timestamp))
+    return events
