@@ -387,10 +387,13 @@ def attributes_from_traits(parsed: Parsed, schema: dict) -> dict[str, Any]:
     return attrs
 
 
+SOURCES = frozenset(Source.values)  # Source.values builds a new list on every access
+
+
 def _source(event: Event) -> str:
     campaign = event.context.get("campaign") if isinstance(event.context, dict) else None
     source = campaign.get("source") if isinstance(campaign, dict) else None
-    return source if isinstance(source, str) and source in Source.values else Source.API
+    return source if isinstance(source, str) and source in SOURCES else Source.API
 
 
 # --- resolving a batch -------------------------------------------------------------------------
