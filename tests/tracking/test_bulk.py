@@ -254,3 +254,26 @@ def test_update_from_values_and_upsert(cast, make_contact):
             f"count = {table}.count + excluded.count",
         )
     assert DailyEventCount.objects.get(contact=a).count == 5
+
+
+def test_insert_plain_fills_defaults_and_names_an_unknown_column(cast, make_contact):
+    """Rows as dicts, the model's defaults filling the rest, on either database; a misspelt
+    column is an error that names it, and nothing is written."""
+    contact = make_contact(name="丙")
+    rows = [
+        {
+            "workspace_id": cast.workspace.pk,
+            "contact_id": contact.pk,
+            "kind": "note",
+            "data": {"text": "第一条", "n": n},
+        }
+        for n in range(3)
+    ]
+    sqlbulk.insert_plain(TimelineEntry, rows)
+    saved = list(TimelineEntry.objects.filter(contact=contact, kind="note").order_by("pk"))
+    assert [e.data for e in saved] == [{"text": "第一条", "n": n} for n in range(3)]
+    assert all(e.created_at is not None and e.actor_label == "" for e in saved)
+
+    with pytest.raises(TypeError, match="kindd"):
+        sqlbulk.insert_plain(TimelineEntry, [{**rows[0], "kindd": "x"}])
+    assert TimelineEntry.objects.filter(contact=contact, kind="note").count() == 3
