@@ -178,12 +178,11 @@ def fold_processed(workspace: Workspace, event_ids: list[int]) -> None:
         return
     rows = []
     for start in range(0, len(event_ids), CHUNK):
-        rows += Event.objects.filter(
-            workspace=workspace,
-            pk__in=event_ids[start : start + CHUNK],
-            status=EventStatus.PROCESSED,
-            contact_id__isnull=False,
-        ).values_list("contact_id", "id", "type", "event", "timestamp", "context")
+        rows += (
+            Event.objects.among(workspace.pk, event_ids[start : start + CHUNK])
+            .filter(status=EventStatus.PROCESSED, contact_id__isnull=False)
+            .values_list("contact_id", "id", "type", "event", "timestamp", "context")
+        )
     folded = [(cid, _Folded(pk, type_, name, ts, ctx)) for cid, pk, type_, name, ts, ctx in rows]
     seen: dict[int, tuple[datetime.datetime, datetime.datetime]] = {}
     for cid, event in folded:

@@ -3,6 +3,7 @@ Segment-compatible collection API. See docs/tracking.md."""
 
 from django.conf import settings
 from django.db import models
+from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -47,6 +48,15 @@ class MessageType(models.TextChoices):
 class EventStatus(models.TextChoices):
     PENDING = "pending", _("Pending")
     PROCESSED = "processed", _("Processed")
+
+
+class EventQuerySet(models.QuerySet):
+    def among(self, workspace_id: int, ids) -> "EventQuerySet":
+        """The workspace's events among these ids, found by primary key. Without statistics
+        SQLite would rather seek an index that starts with the workspace, reading all of its
+        events for each chunk of ids; `workspace_id + 0` keeps the scope but is no index key
+        (PostgreSQL plans it as well either way)."""
+        return self.alias(scope=F("workspace_id") + 0).filter(scope=workspace_id, pk__in=ids)
 
 
 class Event(WorkspaceScoped):
@@ -96,6 +106,8 @@ class Event(WorkspaceScoped):
     # schema, ...), one "field: reason" per line; never a clear phone number or email.
     error = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
+
+    objects = EventQuerySet.as_manager()
 
     class Meta:
         constraints = [

@@ -67,7 +67,8 @@ def read_pending(workspace_id: int, ids: list[int]) -> list[PendingEvent]:
         return _read_postgresql(workspace_id, ids)
     order_event = Q(type=MessageType.TRACK, event__in=sorted(ORDER_EVENTS))
     rows = (
-        Event.objects.filter(workspace_id=workspace_id, status=EventStatus.PENDING, id__in=ids)
+        Event.objects.among(workspace_id, ids)
+        .filter(status=EventStatus.PENDING)
         .order_by("id")
         .annotate(
             props=Case(When(order_event, then="properties"), output_field=JSONField()),

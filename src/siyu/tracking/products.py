@@ -154,13 +154,13 @@ def _read(workspace: Workspace, ids: list[int]) -> list[tuple[int, str, Any, dat
     names = sorted(PRODUCT_EVENTS)
     if connection.vendor != "postgresql":
         return list(
-            Event.objects.filter(
-                workspace=workspace,
-                id__in=ids,
+            Event.objects.among(workspace.pk, ids)
+            .filter(
                 status=EventStatus.PROCESSED,
                 type=MessageType.TRACK,
                 event__in=names,
-            ).values_list("id", "event", "properties", "timestamp")
+            )
+            .values_list("id", "event", "properties", "timestamp")
         )
     sql = (
         "SELECT e.id, e.event, e.properties, e.timestamp "
