@@ -151,10 +151,12 @@ def one_by_one_in_the_other_workspace(cast, monkeypatch):
     from siyu.tracking import resolve
 
     real_run, real_one_by_one = _Batch.run, _Batch.one_by_one
-    real_known = resolve.resolve_known
+    real_known, real_repeats = resolve.resolve_known, resolve.repeats
 
     class Counts(list):
         postponed = 0  # plain events the planner left to the SQL pass
+        repeated = 0  # plain events with an earlier event's ids, never read by the planner
+        leftover = 0  # postponed events the SQL pass could not take, planned after all
 
     known = Counts()
 
@@ -165,12 +167,21 @@ def one_by_one_in_the_other_workspace(cast, monkeypatch):
         known.append(len(resolved))
         return resolved
 
+    def repeats(workspace, ids):
+        if workspace.pk == cast.outsider_workspace.pk:
+            return []  # in id order, none left for later
+        found = real_repeats(workspace, ids)
+        known.repeated += len(found)
+        return found
+
     def run(self, events, postpone=False):
         if self.workspace.pk == cast.outsider_workspace.pk:
             real_one_by_one(self, events)
             return []
         postponed = real_run(self, events, postpone=postpone)
         known.postponed += len(postponed)
+        if not postpone:
+            known.leftover += len(events)
         return postponed
 
     def one_by_one(self, events):
@@ -179,6 +190,7 @@ def one_by_one_in_the_other_workspace(cast, monkeypatch):
     monkeypatch.setattr(_Batch, "run", run)
     monkeypatch.setattr(_Batch, "one_by_one", one_by_one)
     monkeypatch.setattr(resolve, "resolve_known", resolve_known)
+    monkeypatch.setattr(resolve, "repeats", repeats)
     return known
 
 
@@ -204,6 +216,7 @@ def test_the_fast_path_ends_where_the_per_event_path_ends(
     if connection.vendor == "postgresql":  # events of known people took the SQL pass
         assert sum(one_by_one_in_the_other_workspace) > 20
         assert one_by_one_in_the_other_workspace.postponed > 0
+        assert one_by_one_in_the_other_workspace.repeated > 0
     assert {e[1] for e in fast["events"]} == {"processed"}
     assert len(fast["contacts"]) > 10 and len(fast["orders"]) > 10
     for part in fast:
@@ -216,6 +229,45 @@ def test_the_fast_path_ends_where_the_per_event_path_ends(
     # the incrementally kept aggregates are the rebuilt ones
     aggregates.rebuild(cast.workspace)
     assert outcome(cast.workspace) == fast
+
+
+def test_repeated_events_in_conflict_end_as_in_id_order(
+    cast, collector, outsider_collector, one_by_one_in_the_other_workspace
+):
+    """A device two members share: the later events repeating a conflicting pair are left to
+    the SQL pass, which cannot take them, and are planned after the rest of the batch. The
+    end state is the one of planning every event in id order."""
+
+    def message(n: int, kind: str, **fields) -> dict:
+        when = f"2026-10-0{1 + n // 10}T10:{n % 10:02d}:00Z"
+        base = {"type": kind, "messageId": f"m-{n}", "timestamp": when}
+        if kind == "track":
+            base["event"] = "Video Played"
+        return base | fields
+
+    messages = [
+        message(0, "identify", userId="u-1", anonymousId="d-1", traits={"name": "王芳"}),
+        message(1, "track", userId="u-2", anonymousId="d-1"),  # u-2 on u-1's device
+        message(2, "track", userId="u-2", anonymousId="d-1"),  # the same pair again
+        message(3, "page", anonymousId="d-1", name="首页"),
+        message(4, "track", userId="u-2", anonymousId="d-1"),
+        message(5, "identify", userId="u-2", anonymousId="d-2", traits={"name": "李娜"}),
+        message(6, "track", userId="u-2", anonymousId="d-1"),
+        message(7, "screen", userId="u-1", anonymousId="d-1", name="首页"),
+        message(8, "track", userId="u-2", anonymousId="d-2"),
+    ]
+    for client in (collector, outsider_collector):
+        assert client.post("/v1/batch", {"batch": messages}).status_code == 200
+    for ws in (cast.workspace, cast.outsider_workspace):
+        process_pending_events(ws.pk)
+
+    fast, slow = outcome(cast.workspace), outcome(cast.outsider_workspace)
+    if connection.vendor == "postgresql":
+        counts = one_by_one_in_the_other_workspace
+        assert counts.repeated >= 3 and counts.leftover >= 3  # m-2, m-4, m-6
+    assert fast == slow
+    notes = {message_id: error for message_id, _, _, error in fast["events"]}
+    assert "identity_conflict" in notes["m-2"] and "identity_conflict" in notes["m-6"]
 
 
 def test_update_from_values_and_upsert(cast, make_contact):

@@ -16,6 +16,9 @@ transaction. Running this pass first gives the same end state as id order: it on
 attaches events to holders that exist, and a merge planned afterwards moves the holder's
 events to the survivor (the merge hook), as it would have.
 
+`repeats` finds the plain events that repeat an earlier event's ids within a batch: the
+planner skips them and they go straight to this pass's second run (resolve.py).
+
 On SQLite the planner does all of it (this pass is PostgreSQL only)."""
 
 import datetime
@@ -40,6 +43,52 @@ def refresh_statistics(cursor) -> None:
     sqlbulk.analyze_stale(cursor, [m._meta.db_table for m in PLANNED_ON])
 
 
+# The events this pass may take (the module docstring lists the conditions); resolve.is_plain
+# says the same in Python.
+PLAIN = """e.type = ANY(%(types)s)
+              AND NOT (e.type = %(track)s AND e.event = ANY(%(orders)s))
+              AND (jsonb_typeof(e.context -> 'traits') IS DISTINCT FROM 'object'
+                   OR e.context -> 'traits' = '{}'::jsonb)
+              AND (e.user_id <> '' OR e.anonymous_id <> '')
+              AND e.user_id = btrim(e.user_id) AND e.anonymous_id = btrim(e.anonymous_id)"""
+
+
+def _params(workspace, ids: list[int]) -> dict:
+    return {
+        "ws": workspace.pk,
+        "pending": EventStatus.PENDING,
+        "ids": ids,
+        "types": [MessageType.TRACK, MessageType.PAGE, MessageType.SCREEN],
+        "track": MessageType.TRACK,
+        "orders": sorted(ORDER_EVENTS),
+        "user_kind": IdentityKind.USER_ID,
+        "anon_kind": IdentityKind.ANONYMOUS_ID,
+    }
+
+
+def repeats(workspace, ids: list[int]) -> list[int]:
+    """The plain events among these pending ones that carry exactly the userId and
+    anonymousId of an earlier event among them. The planner needs to see only the first:
+    once it is planned, its ids are held (by one contact, unless they are in conflict, which
+    no later event can mend), so the later ones are left to this pass like the planner's
+    postponed events, and whatever it cannot take is planned after all."""
+    if connection.vendor != "postgresql" or not ids:
+        return []
+    events = Event._meta.db_table
+    sql = f"""
+        SELECT id FROM (
+            SELECT e.id, {PLAIN} AS plain,
+                   row_number() OVER (PARTITION BY e.user_id, e.anonymous_id ORDER BY e.id) AS n
+            FROM unnest(%(ids)s::bigint[]) AS ids(id) JOIN {events} e ON e.id = ids.id
+            WHERE e.workspace_id = %(ws)s AND e.status = %(pending)s
+        ) t
+        WHERE plain AND n > 1
+    """
+    with sqlbulk.pg_cursor() as cursor:
+        cursor.execute(sql, _params(workspace, ids), binary=True)
+        return [row[0] for row in cursor.fetchall()]
+
+
 def resolve_known(workspace, ids: list[int]) -> set[int]:
     """Resolve the qualifying events among these pending ones; the ids resolved."""
     if connection.vendor != "postgresql":
@@ -50,13 +99,7 @@ def resolve_known(workspace, ids: list[int]) -> set[int]:
         WITH batch AS MATERIALIZED (
             SELECT e.id, e.user_id, e.anonymous_id
             FROM unnest(%(ids)s::bigint[]) AS ids(id) JOIN {events} e ON e.id = ids.id
-            WHERE e.workspace_id = %(ws)s AND e.status = %(pending)s
-              AND e.type = ANY(%(types)s)
-              AND NOT (e.type = %(track)s AND e.event = ANY(%(orders)s))
-              AND (jsonb_typeof(e.context -> 'traits') IS DISTINCT FROM 'object'
-                   OR e.context -> 'traits' = '{{}}'::jsonb)
-              AND (e.user_id <> '' OR e.anonymous_id <> '')
-              AND e.user_id = btrim(e.user_id) AND e.anonymous_id = btrim(e.anonymous_id)
+            WHERE e.workspace_id = %(ws)s AND e.status = %(pending)s AND {PLAIN}
         ), held AS (
             SELECT b.id, COALESCE(u.contact_id, a.contact_id) AS contact_id
             FROM batch b
@@ -85,18 +128,7 @@ def resolve_known(workspace, ids: list[int]) -> set[int]:
           FROM held WHERE e.id = held.id
         RETURNING e.id
     """
-    params = {
-        "ws": workspace.pk,
-        "pending": EventStatus.PENDING,
-        "processed": EventStatus.PROCESSED,
-        "ids": ids,
-        "types": [MessageType.TRACK, MessageType.PAGE, MessageType.SCREEN],
-        "track": MessageType.TRACK,
-        "orders": sorted(ORDER_EVENTS),
-        "user_kind": IdentityKind.USER_ID,
-        "anon_kind": IdentityKind.ANONYMOUS_ID,
-        "now": now,
-    }
+    params = {**_params(workspace, ids), "processed": EventStatus.PROCESSED, "now": now}
     with sqlbulk.pg_cursor() as cursor:
         refresh_statistics(cursor)
         cursor.execute(sql, params, binary=True)

@@ -26,7 +26,7 @@ from siyu.core.audit import Actor
 from siyu.core.errors import ValidationError
 from siyu.core.models import Workspace
 from siyu.tracking import aggregates, bulk
-from siyu.tracking.known import resolve_known
+from siyu.tracking.known import repeats, resolve_known
 from siyu.tracking.models import Event, EventStatus, IngestState, MessageType
 from siyu.tracking.orders import ORDER_EVENTS
 from siyu.tracking.pending import pending_ids, read_pending
@@ -198,11 +198,16 @@ def _process_batch(
         with aggregates.deferred() as touched:  # orders and merges: recomputed at the end
             # events of people already known, in one statement (PostgreSQL); the rest planned
             known = resolve_known(workspace, ids)
-            events = read_pending(workspace.pk, [i for i in ids if i not in known])
-            if events:
-                postponed = _Batch(workspace).run(events, postpone=POSTPONE)
+            rest = [i for i in ids if i not in known]
+            # plain events repeating an earlier event's ids wait for the pass's second run
+            # without being read and parsed (PostgreSQL)
+            repeated = set(repeats(workspace, rest)) if POSTPONE else set()
+            events = read_pending(workspace.pk, [i for i in rest if i not in repeated])
+            if events or repeated:
+                postponed = _Batch(workspace).run(events, postpone=POSTPONE) if events else []
+                postponed = sorted({*postponed, *repeated})
                 # the postponed belong to people the planner has just written: the same pass
-                # takes them; whatever it cannot (none, normally) is planned after all
+                # takes them; whatever it cannot (events in conflict) is planned after all
                 if postponed:
                     again = resolve_known(workspace, postponed)
                     leftover = read_pending(workspace.pk, [i for i in postponed if i not in again])
@@ -213,7 +218,7 @@ def _process_batch(
         aggregates.fold_processed(workspace, ids)
         aggregates.recompute(workspace, touched)
         products_from_batch(workspace, ids)
-    return len(known) + len(events), ids[-1], ids
+    return len(known) + len(events) + len(repeated), ids[-1], ids
 
 
 # --- reading an event --------------------------------------------------------------------------
