@@ -329,3 +329,23 @@ def test_insert_plain_fills_defaults_and_names_an_unknown_column(cast, make_cont
     with pytest.raises(TypeError, match="kindd"):
         sqlbulk.insert_plain(TimelineEntry, [{**rows[0], "kindd": "x"}])
     assert TimelineEntry.objects.filter(contact=contact, kind="note").count() == 3
+
+
+def test_the_cycle_collector_is_paused_for_a_batch_only():
+    import gc
+
+    from siyu.tracking.resolve import collector_paused
+
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), collector_paused():
+        assert not gc.isenabled()
+        raise RuntimeError("a batch failed")
+    assert gc.isenabled()  # back on after a failure too
+
+    gc.disable()  # paused by someone else: left as it was
+    try:
+        with collector_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -6,7 +6,9 @@ One drainer per workspace at a time (a lease on its `IngestState` row); events a
 id order, in batches, each batch in one transaction: an event moves pending -> processed in
 the same transaction as its effects, so running twice changes nothing."""
 
+import contextlib
 import datetime
+import gc
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -147,7 +149,8 @@ def process_pending_events(workspace_id: int, batch_size: int = BATCH_SIZE) -> i
     while _claim(workspace_id):
         try:
             while True:
-                count, last_id, ids = _process_batch(workspace, cursor, batch_size)
+                with collector_paused():
+                    count, last_id, ids = _process_batch(workspace, cursor, batch_size)
                 if not count:
                     break
                 for hook in PROCESSED_HOOKS:
@@ -164,6 +167,24 @@ def process_pending_events(workspace_id: int, batch_size: int = BATCH_SIZE) -> i
         ).exists():
             break
     return processed
+
+
+@contextlib.contextmanager
+def collector_paused():
+    """CPython's cycle collector, paused for one batch. A batch keeps several hundred thousand
+    objects alive at once (events, identifiers, plan rows), so the collector kept promoting
+    them and scanning the whole heap again: 1.0 s of the 2.6 s of Python per 100,000 events
+    on the ingest benchmark. What a batch allocates is freed by reference counting when it
+    returns, and whatever is cyclic is collected once the collector runs again; the memory a
+    batch holds is bounded by its size either way. Left alone if it is already paused."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def identities_by_hash(workspace_id: int, hashes: list[str]) -> list[tuple]:
