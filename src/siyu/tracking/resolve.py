@@ -39,10 +39,13 @@ log = logging.getLogger(__name__)
 
 # Events per transaction, at most (a live trickle makes small batches). Larger batches spread
 # every statement and merge over more events, and rewrite each contact's seen times, stats
-# and rollup once per batch that names it: on the ingest benchmark 10,000 → 50,000 took
-# PostgreSQL from ~4,200 to ~5,000 processed/s (docs/benchmarks.md, "Ingest"). SQLite keeps
-# smaller batches: its lookups go in chunks of IN (…) anyway.
-BATCH_SIZE = {"postgresql": 50_000}.get(connection.vendor, 2000)
+# and rollup once per batch that names it. On the ingest benchmark, with the cycle collector
+# paused per batch (collector_paused): PostgreSQL 16,300-16,500 processed/s at 50,000 and
+# 17,500-18,700/s at 100,000; SQLite 6,900/s at 2,000 and 10,400-10,700/s at 10,000
+# (docs/benchmarks.md, "Ingest"). SQLite stays smaller: a transaction there takes the one
+# write lock as it begins (settings: IMMEDIATE), so the collection API waits for a whole
+# batch, about a second at 10,000.
+BATCH_SIZE = {"postgresql": 100_000}.get(connection.vendor, 10_000)
 # Whether the planner leaves plain events of people it already holds to the SQL pass
 # (known.py), which runs on PostgreSQL only.
 POSTPONE = connection.vendor == "postgresql"
