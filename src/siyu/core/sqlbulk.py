@@ -60,9 +60,9 @@ def _adapt(value: Any) -> Any:
     return value
 
 
-def _chunks(rows: Sequence[Sequence[Any]]) -> Iterable[Sequence[Sequence[Any]]]:
-    for start in range(0, len(rows), CHUNK):
-        yield rows[start : start + CHUNK]
+def _chunks(rows: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
 
 
 def greatest(*args: str) -> str:
@@ -147,18 +147,21 @@ def update_from_values(
     key: str = "id",
     where: str = "",
     extra_params: Sequence[Any] = (),
+    pg_chunk: int = CHUNK,
 ) -> int:
     """`UPDATE <table> SET <assignments> FROM <rows> AS v WHERE <table>.<key> =
     v.<first column> [AND <where>]`; `columns` are (name, abstract type) with the join key
     first. `assignments` and `where` may use `v.<name>`; `assignments` may also hold `%s`
-    placeholders, filled from `extra_params` (`where` may not). Returns the number of rows
-    updated."""
+    placeholders, filled from `extra_params` (`where` may not). Rows go `pg_chunk` to a
+    statement on PostgreSQL (as arrays: any number), 2,000 on SQLite. Returns the number of
+    rows updated."""
     if not rows:
         return 0
     condition = f"{table}.{key} = v.{columns[0][0]}" + (f" AND ({where})" if where else "")
+    size = max(1, pg_chunk) if connection.vendor == "postgresql" else CHUNK
     total = 0
     with _cursor() as cursor:
-        for chunk in _chunks(rows):
+        for chunk in _chunks(rows, size):
             source, params = _source(columns, chunk)
             sql = f"UPDATE {table} SET {assignments} FROM {source} AS v WHERE {condition}"
             cursor.execute(sql, [*map(_adapt, extra_params), *params])

@@ -16,8 +16,8 @@ transaction. Running this pass first gives the same end state as id order: it on
 attaches events to holders that exist, and a merge planned afterwards moves the holder's
 events to the survivor (the merge hook), as it would have.
 
-`repeats` finds the plain events that repeat an earlier event's ids within a batch: the
-planner skips them and they go straight to this pass's second run (resolve.py).
+`pairs` reads what the resolver needs to find the plain events that repeat an earlier
+event's ids within a batch: those are not planned one by one (resolve.repeats).
 
 On SQLite the planner does all of it (this pass is PostgreSQL only)."""
 
@@ -66,27 +66,22 @@ def _params(workspace, ids: list[int]) -> dict:
     }
 
 
-def repeats(workspace, ids: list[int]) -> list[int]:
-    """The plain events among these pending ones that carry exactly the userId and
-    anonymousId of an earlier event among them. The planner needs to see only the first:
-    once it is planned, its ids are held (by one contact, unless they are in conflict, which
-    no later event can mend), so the later ones are left to this pass like the planner's
-    postponed events, and whatever it cannot take is planned after all."""
+def pairs(workspace, ids: list[int]) -> list[tuple[int, str, str, bool]]:
+    """(id, userId, anonymousId, whether this pass could take it) of these pending events,
+    in id order: what the resolver needs to find the plain events that repeat an earlier
+    event's ids (resolve.repeats), without reading their JSON."""
     if connection.vendor != "postgresql" or not ids:
         return []
     events = Event._meta.db_table
     sql = f"""
-        SELECT id FROM (
-            SELECT e.id, {PLAIN} AS plain,
-                   row_number() OVER (PARTITION BY e.user_id, e.anonymous_id ORDER BY e.id) AS n
-            FROM unnest(%(ids)s::bigint[]) AS ids(id) JOIN {events} e ON e.id = ids.id
-            WHERE e.workspace_id = %(ws)s AND e.status = %(pending)s
-        ) t
-        WHERE plain AND n > 1
+        SELECT e.id, e.user_id, e.anonymous_id, {PLAIN}
+        FROM unnest(%(ids)s::bigint[]) AS ids(id) JOIN {events} e ON e.id = ids.id
+        WHERE e.workspace_id = %(ws)s AND e.status = %(pending)s
+        ORDER BY e.id
     """
     with sqlbulk.pg_cursor() as cursor:
         cursor.execute(sql, _params(workspace, ids), binary=True)
-        return [row[0] for row in cursor.fetchall()]
+        return cursor.fetchall()
 
 
 def resolve_known(workspace, ids: list[int]) -> set[int]:

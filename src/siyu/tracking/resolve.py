@@ -28,7 +28,7 @@ from siyu.core.audit import Actor
 from siyu.core.errors import ValidationError
 from siyu.core.models import Workspace
 from siyu.tracking import aggregates, bulk
-from siyu.tracking.known import repeats, resolve_known
+from siyu.tracking.known import pairs, resolve_known
 from siyu.tracking.models import Event, EventStatus, IngestState, MessageType
 from siyu.tracking.orders import ORDER_EVENTS
 from siyu.tracking.pending import pending_ids, read_pending
@@ -46,9 +46,6 @@ log = logging.getLogger(__name__)
 # write lock as it begins (settings: IMMEDIATE), so the collection API waits for a whole
 # batch, about a second at 10,000.
 BATCH_SIZE = {"postgresql": 100_000}.get(connection.vendor, 10_000)
-# Whether the planner leaves plain events of people it already holds to the SQL pass
-# (known.py), which runs on PostgreSQL only.
-POSTPONE = connection.vendor == "postgresql"
 LEASE_SECONDS = 300  # a drainer that died frees its workspace after this long
 LOOKUP_CHUNK = 900  # parameters per IN (…) query, under SQLite's oldest limit
 ACTOR = Actor.system("tracking")
@@ -210,6 +207,20 @@ def identities_by_hash(workspace_id: int, hashes: list[str]) -> list[tuple]:
     return rows
 
 
+def repeats(workspace: Workspace, ids: list[int]) -> dict[int, tuple[str, str]]:
+    """{id: (userId, anonymousId)} of the plain events among these pending ones (what the
+    SQL pass could take) that carry exactly the ids of an earlier event among them. The
+    planner needs to read and plan only the first; the later ones take the contact that
+    holds those ids once it has planned the batch (`_Batch.run`)."""
+    found: dict[int, tuple[str, str]] = {}
+    earlier: set[tuple[str, str]] = set()
+    for event_id, user, anonymous, plain in pairs(workspace, ids):
+        if plain and (user, anonymous) in earlier:
+            found[event_id] = (user, anonymous)
+        earlier.add((user, anonymous))
+    return found
+
+
 def _process_batch(
     workspace: Workspace, after_id: int, batch_size: int
 ) -> tuple[int, int, list[int]]:
@@ -223,20 +234,11 @@ def _process_batch(
             # events of people already known, in one statement (PostgreSQL); the rest planned
             known = resolve_known(workspace, ids)
             rest = [i for i in ids if i not in known]
-            # plain events repeating an earlier event's ids wait for the pass's second run
-            # without being read and parsed (PostgreSQL)
-            repeated = set(repeats(workspace, rest)) if POSTPONE else set()
+            # plain events repeating an earlier event's ids are not even read (PostgreSQL)
+            repeated = repeats(workspace, rest)
             events = read_pending(workspace.pk, [i for i in rest if i not in repeated])
             if events or repeated:
-                postponed = _Batch(workspace).run(events, postpone=POSTPONE) if events else []
-                postponed = sorted({*postponed, *repeated})
-                # the postponed belong to people the planner has just written: the same pass
-                # takes them; whatever it cannot (events in conflict) is planned after all
-                if postponed:
-                    again = resolve_known(workspace, postponed)
-                    leftover = read_pending(workspace.pk, [i for i in postponed if i not in again])
-                    if leftover:
-                        _Batch(workspace).run(leftover, postpone=False)
+                _Batch(workspace).run(events, repeated)
         # every event the batch processed, folded at once; then what merges and orders
         # touched is rebuilt from raw data (which includes this batch, so it comes second)
         aggregates.fold_processed(workspace, ids)
@@ -488,40 +490,69 @@ class _Batch:
             self.uids(contact_id).add(ident.hash)
 
     # the batch
-    def run(self, events: list[Event], postpone: bool = False) -> list[int]:
-        """Resolve these events, in order. The caller folds them into the aggregates
-        afterwards and recomputes the contacts that merges and orders touched
+    def run(self, events: list[Event], repeated: dict[int, tuple[str, str]] | None = None) -> None:
+        """Resolve these events, in order, and write the plan. The caller folds them into the
+        aggregates afterwards and recomputes the contacts that merges and orders touched
         (`aggregates.deferred`).
 
-        With `postpone`, a plain event (what the SQL pass takes: see `is_plain`) whose
-        identifiers are all held by one contact at its turn is left pending and its id
-        returned, for the caller to resolve with that pass once the plan is written. Such an
-        event changes nothing but its own contact, which is then still the holder of its
-        identifiers (or, after a later merge, the survivor that a merge would have moved
-        it to): the end state is the one of planning it in turn."""
-        postponed: list[int] = []
+        A plain event (see `is_plain`) whose identifiers are all held by one contact at its
+        turn takes that contact without being planned: planning it would decide exactly
+        that and nothing else.
+
+        `repeated` are plain events not read ({id: (userId, anonymousId)}, from `repeats`)
+        whose ids an earlier event of `events` carries. Once the others are planned, each
+        takes the one contact that holds its ids: they were held from that earlier event on,
+        and a merge only joins holders. Ids held by two contacts in conflict (which no later
+        event mends) or not usable are planned after the others, read in full, as they
+        would have been in turn."""
+        repeated = repeated or {}
+        self.attached_repeats = self.late = 0  # for the tests
         try:
             with transaction.atomic():
                 parsed = [parse_event(e) for e in events]
                 self.load(parsed)
                 for p in parsed:
-                    if postpone and self.held_by_one(p):
-                        postponed.append(p.event.pk)
-                    else:
+                    holder = self.sole_holder(p)
+                    if holder is None:
                         self.plan_event(p)
+                    else:
+                        self.plan.attached.append((p.event.pk, holder))
+                late = []
+                for event_id, (user, anonymous) in sorted(repeated.items()):
+                    holder = self.pair_holder(user, anonymous)
+                    if holder is None:
+                        late.append(event_id)
+                    else:
+                        self.plan.attached.append((event_id, holder))
+                self.attached_repeats, self.late = len(repeated) - len(late), len(late)
+                for event in read_pending(self.workspace.pk, late):
+                    self.plan_event(parse_event(event))
                 bulk.write(self.plan, self)
         except Exception:
             log.exception("resolving %d events together failed; one by one", len(events))
+            if repeated:
+                events = sorted(
+                    [*events, *read_pending(self.workspace.pk, sorted(repeated))],
+                    key=lambda e: e.pk,
+                )
             self.one_by_one(events)
-            return []
-        return postponed
 
-    def held_by_one(self, p: Parsed) -> bool:
-        """A plain event without notes whose identifiers one contact holds right now."""
+    def sole_holder(self, p: Parsed) -> int | None:
+        """The contact that alone holds every identifier of a plain event without notes."""
         if p.errors or not p.idents or not is_plain(p.event):
-            return False
+            return None
         holders = {self.holder(i) for i in p.idents}
-        return len(holders) == 1 and None not in holders
+        return next(iter(holders)) if len(holders) == 1 and None not in holders else None
+
+    def pair_holder(self, user: str, anonymous: str) -> int | None:
+        """The contact that alone holds this userId and anonymousId, if they are usable."""
+        p = Parsed(None)
+        _ident(p, K.USER_ID, user, "userId")
+        _ident(p, K.ANONYMOUS_ID, anonymous, "anonymousId")
+        if p.errors or not p.idents:
+            return None
+        holders = {self.holder(i) for i in p.idents}
+        return next(iter(holders)) if len(holders) == 1 and None not in holders else None
 
     def one_by_one(self, events: list[Event]) -> None:
         for event in events:
