@@ -365,9 +365,13 @@ def test_events_of_known_people_count_too(cast, send, monkeypatch):
     send({"type": "identify", "messageId": "id-1", "userId": "u-1", "anonymousId": "a-1"})
     known: list[set[int]] = []
     real = resolve.resolve_known
-    monkeypatch.setattr(
-        resolve, "resolve_known", lambda ws, ids: known.append(real(ws, ids)) or known[-1]
-    )
+
+    def resolve_known(ws, ids):
+        resolved, unresolved = real(ws, ids)
+        known.append(resolved)
+        return resolved, unresolved
+
+    monkeypatch.setattr(resolve, "resolve_known", resolve_known)
     send(
         track("Product Viewed", {"product_id": "p-1", "name": "拿铁"}, at(1), anonymousId="a-1"),
         track("Product Added", {"product_id": "p-1"}, at(2), anonymousId="a-1"),

@@ -16,8 +16,8 @@ transaction. Running this pass first gives the same end state as id order: it on
 attaches events to holders that exist, and a merge planned afterwards moves the holder's
 events to the survivor (the merge hook), as it would have.
 
-`pairs` reads what the resolver needs to find the plain events that repeat an earlier
-event's ids within a batch: those are not planned one by one (resolve.repeats).
+The same statement returns the two ids of every event it leaves: the resolver finds among
+them the plain events that repeat an earlier event's ids (resolve.repeats).
 
 On SQLite the planner does all of it (this pass is PostgreSQL only)."""
 
@@ -66,66 +66,57 @@ def _params(workspace, ids: list[int]) -> dict:
     }
 
 
-def pairs(workspace, ids: list[int]) -> list[tuple[int, str, str, bool]]:
-    """(id, userId, anonymousId, whether this pass could take it) of these pending events,
-    in id order: what the resolver needs to find the plain events that repeat an earlier
-    event's ids (resolve.repeats), without reading their JSON."""
-    if connection.vendor != "postgresql" or not ids:
-        return []
-    events = Event._meta.db_table
-    sql = f"""
-        SELECT e.id, e.user_id, e.anonymous_id, {PLAIN}
-        FROM unnest(%(ids)s::bigint[]) AS ids(id) JOIN {events} e ON e.id = ids.id
-        WHERE e.workspace_id = %(ws)s AND e.status = %(pending)s
-        ORDER BY e.id
-    """
-    with sqlbulk.pg_cursor() as cursor:
-        cursor.execute(sql, _params(workspace, ids), binary=True)
-        return cursor.fetchall()
-
-
-def resolve_known(workspace, ids: list[int]) -> set[int]:
-    """Resolve the qualifying events among these pending ones; the ids resolved."""
+def resolve_known(workspace, ids: list[int]) -> tuple[set[int], list[tuple[int, str, str, bool]]]:
+    """Resolve the qualifying events among these pending ones. Returns the ids resolved, and
+    (id, userId, anonymousId, whether it is plain) of every other one in id order: what the
+    resolver needs to find the plain events that repeat an earlier event's ids
+    (resolve.repeats) without reading their JSON. On SQLite: nothing resolved, no rows."""
     if connection.vendor != "postgresql":
-        return set()
+        return set(), []
     events, identities = Event._meta.db_table, Identity._meta.db_table
     now = datetime.datetime.now(datetime.UTC)
     sql = f"""
         WITH batch AS MATERIALIZED (
-            SELECT e.id, e.user_id, e.anonymous_id
+            SELECT e.id, e.user_id, e.anonymous_id, {PLAIN} AS plain
             FROM unnest(%(ids)s::bigint[]) AS ids(id) JOIN {events} e ON e.id = ids.id
-            WHERE e.workspace_id = %(ws)s AND e.status = %(pending)s AND {PLAIN}
-        ), held AS (
-            SELECT b.id, COALESCE(u.contact_id, a.contact_id) AS contact_id
+            WHERE e.workspace_id = %(ws)s AND e.status = %(pending)s
+        ), looked AS MATERIALIZED (
+            SELECT b.id, b.user_id, b.anonymous_id, b.plain,
+                   CASE WHEN b.plain
+                         AND (b.user_id = '' OR u.contact_id IS NOT NULL)
+                         AND (b.anonymous_id = '' OR a.contact_id IS NOT NULL)
+                         AND (u.contact_id IS NULL OR a.contact_id IS NULL
+                              OR u.contact_id = a.contact_id)
+                        THEN COALESCE(u.contact_id, a.contact_id) END AS holder
             FROM batch b
             -- one index lookup per event whatever the statistics say: the identities this
             -- transaction has just written are not in them yet (a plan that took the table
             -- for empty compared every event with every identity)
             LEFT JOIN LATERAL (
                 SELECT i.contact_id FROM {identities} i
-                WHERE b.user_id <> '' AND i.workspace_id = %(ws)s AND i.kind = %(user_kind)s
-                  AND i.app_id = '' AND i.value = b.user_id
+                WHERE b.plain AND b.user_id <> '' AND i.workspace_id = %(ws)s
+                  AND i.kind = %(user_kind)s AND i.app_id = '' AND i.value = b.user_id
                 LIMIT 1
             ) u ON true
             LEFT JOIN LATERAL (
                 SELECT i.contact_id FROM {identities} i
-                WHERE b.anonymous_id <> '' AND i.workspace_id = %(ws)s
+                WHERE b.plain AND b.anonymous_id <> '' AND i.workspace_id = %(ws)s
                   AND i.kind = %(anon_kind)s AND i.app_id = '' AND i.value = b.anonymous_id
                 LIMIT 1
             ) a ON true
-            WHERE (b.user_id = '' OR u.contact_id IS NOT NULL)
-              AND (b.anonymous_id = '' OR a.contact_id IS NOT NULL)
-              AND (u.contact_id IS NULL OR a.contact_id IS NULL OR u.contact_id = a.contact_id)
+        ), resolved AS (
+            -- runs to completion though nothing reads it (a data-modifying WITH)
+            UPDATE {events} AS e
+               SET contact_id = l.holder, status = %(processed)s, processed_at = %(now)s,
+                   error = ''
+              FROM looked l WHERE l.holder IS NOT NULL AND e.id = l.id
         )
-        UPDATE {events} AS e
-           SET contact_id = held.contact_id, status = %(processed)s, processed_at = %(now)s,
-               error = ''
-          FROM held WHERE e.id = held.id
-        RETURNING e.id
+        SELECT id, user_id, anonymous_id, plain, holder IS NOT NULL FROM looked ORDER BY id
     """
     params = {**_params(workspace, ids), "processed": EventStatus.PROCESSED, "now": now}
     with sqlbulk.pg_cursor() as cursor:
         refresh_statistics(cursor)
         cursor.execute(sql, params, binary=True)
         rows = cursor.fetchall()
-    return {row[0] for row in rows}
+    known = {row[0] for row in rows if row[4]}
+    return known, [row[:4] for row in rows if not row[4]]

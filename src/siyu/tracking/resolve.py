@@ -28,7 +28,7 @@ from siyu.core.audit import Actor
 from siyu.core.errors import ValidationError
 from siyu.core.models import Workspace
 from siyu.tracking import aggregates, bulk
-from siyu.tracking.known import pairs, resolve_known
+from siyu.tracking.known import resolve_known
 from siyu.tracking.models import Event, EventStatus, IngestState, MessageType
 from siyu.tracking.orders import ORDER_EVENTS
 from siyu.tracking.pending import pending_ids, read_pending
@@ -207,14 +207,14 @@ def identities_by_hash(workspace_id: int, hashes: list[str]) -> list[tuple]:
     return rows
 
 
-def repeats(workspace: Workspace, ids: list[int]) -> dict[int, tuple[str, str]]:
-    """{id: (userId, anonymousId)} of the plain events among these pending ones (what the
-    SQL pass could take) that carry exactly the ids of an earlier event among them. The
-    planner needs to read and plan only the first; the later ones take the contact that
-    holds those ids once it has planned the batch (`_Batch.run`)."""
+def repeats(rows: list[tuple[int, str, str, bool]]) -> dict[int, tuple[str, str]]:
+    """{id: (userId, anonymousId)} of the plain events among these (id, userId, anonymousId,
+    plain) rows in id order that carry exactly the ids of an earlier one. The planner needs
+    to read and plan only the first; the later ones take the contact that holds those ids
+    once it has planned the batch (`_Batch.run`)."""
     found: dict[int, tuple[str, str]] = {}
     earlier: set[tuple[str, str]] = set()
-    for event_id, user, anonymous, plain in pairs(workspace, ids):
+    for event_id, user, anonymous, plain in rows:
         if plain and (user, anonymous) in earlier:
             found[event_id] = (user, anonymous)
         earlier.add((user, anonymous))
@@ -232,10 +232,10 @@ def _process_batch(
             return 0, after_id, []
         with aggregates.deferred() as touched:  # orders and merges: recomputed at the end
             # events of people already known, in one statement (PostgreSQL); the rest planned
-            known = resolve_known(workspace, ids)
+            known, unresolved = resolve_known(workspace, ids)
             rest = [i for i in ids if i not in known]
             # plain events repeating an earlier event's ids are not even read (PostgreSQL)
-            repeated = repeats(workspace, rest)
+            repeated = repeats(unresolved)
             events = read_pending(workspace.pk, [i for i in rest if i not in repeated])
             if events or repeated:
                 _Batch(workspace).run(events, repeated)
