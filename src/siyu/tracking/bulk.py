@@ -63,8 +63,8 @@ class Plan:
     events: list[tuple["Parsed", int | None]] = field(default_factory=list)
     orders: list[tuple["Parsed", int | None]] = field(default_factory=list)
     # plain events that only take the contact holding their ids (resolve.py, _Batch.run):
-    # (event id, contact ref), nothing else to write
-    attached: list[tuple[int, int]] = field(default_factory=list)
+    # (event id, contact ref, time), nothing else to write
+    attached: list[tuple[int, int, datetime.datetime]] = field(default_factory=list)
 
     def create(self, source: str, profile: dict, attrs: dict, idents: list["Ident"]) -> int:
         temp = TEMP_BASE + len(self.new)
@@ -91,10 +91,11 @@ class _Replay:
         self.plan, self.batch, self.now = plan, batch, now
         self.workspace = batch.workspace
         # each new contact is first seen and last seen by the events that name it directly
+        # (so that folding the batch's seen times afterwards rewrites none of these rows)
         self.own_seen: dict[int, tuple[datetime.datetime, datetime.datetime]] = {}
-        for p, ref in plan.events:
+        timed = [(ref, p.event.timestamp) for p, ref in plan.events]
+        for ref, ts in [*timed, *((ref, ts) for _, ref, ts in plan.attached)]:
             if ref is not None and ref >= TEMP_BASE:
-                ts = p.event.timestamp
                 first, last = self.own_seen.get(ref, (ts, ts))
                 self.own_seen[ref] = (min(first, ts), max(last, ts))
         real = {
@@ -268,7 +269,7 @@ def write(plan: Plan, batch: "_Batch") -> None:
         ]
         notes += order_errors.get(id(p), [])
         rows.append((p.event.pk, cid(ref), "\n".join(notes)))
-    rows += [(event_id, cid(ref), "") for event_id, ref in plan.attached]
+    rows += [(event_id, cid(ref), "") for event_id, ref, _ in plan.attached]
     mark_processed(rows, now)  # seen times and aggregates: aggregates.fold_processed, next
 
 

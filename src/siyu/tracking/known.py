@@ -66,9 +66,12 @@ def _params(workspace, ids: list[int]) -> dict:
     }
 
 
-def resolve_known(workspace, ids: list[int]) -> tuple[set[int], list[tuple[int, str, str, bool]]]:
+Unresolved = tuple[int, str, str, bool, datetime.datetime]  # id, userId, anonymousId, plain, time
+
+
+def resolve_known(workspace, ids: list[int]) -> tuple[set[int], list[Unresolved]]:
     """Resolve the qualifying events among these pending ones. Returns the ids resolved, and
-    (id, userId, anonymousId, whether it is plain) of every other one in id order: what the
+    (id, userId, anonymousId, whether it is plain, time) of every other one in id order: what the
     resolver needs to find the plain events that repeat an earlier event's ids
     (resolve.repeats) without reading their JSON. On SQLite: nothing resolved, no rows."""
     if connection.vendor != "postgresql":
@@ -77,11 +80,11 @@ def resolve_known(workspace, ids: list[int]) -> tuple[set[int], list[tuple[int, 
     now = datetime.datetime.now(datetime.UTC)
     sql = f"""
         WITH batch AS MATERIALIZED (
-            SELECT e.id, e.user_id, e.anonymous_id, {PLAIN} AS plain
+            SELECT e.id, e.user_id, e.anonymous_id, {PLAIN} AS plain, e.timestamp
             FROM unnest(%(ids)s::bigint[]) AS ids(id) JOIN {events} e ON e.id = ids.id
             WHERE e.workspace_id = %(ws)s AND e.status = %(pending)s
         ), looked AS MATERIALIZED (
-            SELECT b.id, b.user_id, b.anonymous_id, b.plain,
+            SELECT b.id, b.user_id, b.anonymous_id, b.plain, b.timestamp,
                    CASE WHEN b.plain
                          AND (b.user_id = '' OR u.contact_id IS NOT NULL)
                          AND (b.anonymous_id = '' OR a.contact_id IS NOT NULL)
@@ -111,12 +114,13 @@ def resolve_known(workspace, ids: list[int]) -> tuple[set[int], list[tuple[int, 
                    error = ''
               FROM looked l WHERE l.holder IS NOT NULL AND e.id = l.id
         )
-        SELECT id, user_id, anonymous_id, plain, holder IS NOT NULL FROM looked ORDER BY id
+        SELECT id, user_id, anonymous_id, plain, timestamp, holder IS NOT NULL
+          FROM looked ORDER BY id
     """
     params = {**_params(workspace, ids), "processed": EventStatus.PROCESSED, "now": now}
     with sqlbulk.pg_cursor() as cursor:
         refresh_statistics(cursor)
         cursor.execute(sql, params, binary=True)
         rows = cursor.fetchall()
-    known = {row[0] for row in rows if row[4]}
-    return known, [row[:4] for row in rows if not row[4]]
+    known = {row[0] for row in rows if row[5]}
+    return known, [row[:5] for row in rows if not row[5]]

@@ -28,7 +28,7 @@ from siyu.core.audit import Actor
 from siyu.core.errors import ValidationError
 from siyu.core.models import Workspace
 from siyu.tracking import aggregates, bulk
-from siyu.tracking.known import resolve_known
+from siyu.tracking.known import Unresolved, resolve_known
 from siyu.tracking.models import Event, EventStatus, IngestState, MessageType
 from siyu.tracking.orders import ORDER_EVENTS
 from siyu.tracking.pending import pending_ids, read_pending
@@ -207,16 +207,19 @@ def identities_by_hash(workspace_id: int, hashes: list[str]) -> list[tuple]:
     return rows
 
 
-def repeats(rows: list[tuple[int, str, str, bool]]) -> dict[int, tuple[str, str]]:
-    """{id: (userId, anonymousId)} of the plain events among these (id, userId, anonymousId,
-    plain) rows in id order that carry exactly the ids of an earlier one. The planner needs
+Repeated = tuple[str, str, datetime.datetime]  # userId, anonymousId, time
+
+
+def repeats(rows: list[Unresolved]) -> dict[int, Repeated]:
+    """{id: (userId, anonymousId, time)} of the plain events among these unresolved rows (in
+    id order) that carry exactly the ids of an earlier one. The planner needs
     to read and plan only the first; the later ones take the contact that holds those ids
     once it has planned the batch (`_Batch.run`)."""
-    found: dict[int, tuple[str, str]] = {}
+    found: dict[int, Repeated] = {}
     earlier: set[tuple[str, str]] = set()
-    for event_id, user, anonymous, plain in rows:
+    for event_id, user, anonymous, plain, timestamp in rows:
         if plain and (user, anonymous) in earlier:
-            found[event_id] = (user, anonymous)
+            found[event_id] = (user, anonymous, timestamp)
         earlier.add((user, anonymous))
     return found
 
@@ -490,7 +493,7 @@ class _Batch:
             self.uids(contact_id).add(ident.hash)
 
     # the batch
-    def run(self, events: list[Event], repeated: dict[int, tuple[str, str]] | None = None) -> None:
+    def run(self, events: list[Event], repeated: dict[int, Repeated] | None = None) -> None:
         """Resolve these events, in order, and write the plan. The caller folds them into the
         aggregates afterwards and recomputes the contacts that merges and orders touched
         (`aggregates.deferred`).
@@ -499,7 +502,7 @@ class _Batch:
         turn takes that contact without being planned: planning it would decide exactly
         that and nothing else.
 
-        `repeated` are plain events not read ({id: (userId, anonymousId)}, from `repeats`)
+        `repeated` are plain events not read ({id: (userId, anonymousId, time)}: `repeats`)
         whose ids an earlier event of `events` carries. Once the others are planned, each
         takes the one contact that holds its ids: they were held from that earlier event on,
         and a merge only joins holders. Ids held by two contacts in conflict (which no later
@@ -516,14 +519,14 @@ class _Batch:
                     if holder is None:
                         self.plan_event(p)
                     else:
-                        self.plan.attached.append((p.event.pk, holder))
+                        self.plan.attached.append((p.event.pk, holder, p.event.timestamp))
                 late = []
-                for event_id, (user, anonymous) in sorted(repeated.items()):
+                for event_id, (user, anonymous, timestamp) in sorted(repeated.items()):
                     holder = self.pair_holder(user, anonymous)
                     if holder is None:
                         late.append(event_id)
                     else:
-                        self.plan.attached.append((event_id, holder))
+                        self.plan.attached.append((event_id, holder, timestamp))
                 self.attached_repeats, self.late = len(repeated) - len(late), len(late)
                 for event in read_pending(self.workspace.pk, late):
                     self.plan_event(parse_event(event))
