@@ -521,8 +521,11 @@ class _Batch:
                     else:
                         self.plan.attached.append((p.event.pk, holder, p.event.timestamp))
                 late = []
+                holders: dict[tuple[str, str], int | None] = {}  # the plan is final now
                 for event_id, (user, anonymous, timestamp) in sorted(repeated.items()):
-                    holder = self.pair_holder(user, anonymous)
+                    if (user, anonymous) not in holders:
+                        holders[user, anonymous] = self.pair_holder(user, anonymous)
+                    holder = holders[user, anonymous]
                     if holder is None:
                         late.append(event_id)
                     else:
