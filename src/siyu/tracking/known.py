@@ -114,13 +114,15 @@ def resolve_known(workspace, ids: list[int]) -> tuple[set[int], list[Unresolved]
                    error = ''
               FROM looked l WHERE l.holder IS NOT NULL AND e.id = l.id
         )
-        SELECT id, user_id, anonymous_id, plain, timestamp, holder IS NOT NULL
-          FROM looked ORDER BY id
+        SELECT id, user_id, anonymous_id, plain, timestamp FROM looked
+         WHERE holder IS NULL ORDER BY id
     """
     params = {**_params(workspace, ids), "processed": EventStatus.PROCESSED, "now": now}
     with sqlbulk.pg_cursor() as cursor:
         refresh_statistics(cursor)
         cursor.execute(sql, params, binary=True)
         rows = cursor.fetchall()
-    known = {row[0] for row in rows if row[5]}
-    return known, [row[:5] for row in rows if not row[5]]
+    # every id given is pending (they were read in this transaction, and the drainer holds
+    # the workspace), so those not returned are the ones resolved
+    unresolved = {row[0] for row in rows}
+    return {i for i in ids if i not in unresolved}, rows
