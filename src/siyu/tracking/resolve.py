@@ -212,9 +212,9 @@ Repeated = tuple[str, str, datetime.datetime]  # userId, anonymousId, time
 
 def repeats(rows: list[Unresolved]) -> dict[int, Repeated]:
     """{id: (userId, anonymousId, time)} of the plain events among these unresolved rows (in
-    id order) that carry exactly the ids of an earlier one. The planner needs
-    to read and plan only the first; the later ones take the contact that holds those ids
-    once it has planned the batch (`_Batch.run`)."""
+    id order) that carry exactly the ids of an earlier one. The planner needs to read and
+    plan only the first; the later ones take the contact that holds those ids once it has
+    planned the batch (`_Batch.run`)."""
     found: dict[int, Repeated] = {}
     earlier: set[tuple[str, str]] = set()
     for event_id, user, anonymous, plain, timestamp in rows:
@@ -509,7 +509,7 @@ class _Batch:
         event mends) or not usable are planned after the others, read in full, as they
         would have been in turn."""
         repeated = repeated or {}
-        self.attached_repeats = self.late = 0  # for the tests
+        self.late = 0  # repeated events planned after the others (the tests count them)
         try:
             with transaction.atomic():
                 parsed = [parse_event(e) for e in events]
@@ -530,7 +530,7 @@ class _Batch:
                         late.append(event_id)
                     else:
                         self.plan.attached.append((event_id, holder, timestamp))
-                self.attached_repeats, self.late = len(repeated) - len(late), len(late)
+                self.late = len(late)
                 for event in read_pending(self.workspace.pk, late):
                     self.plan_event(parse_event(event))
                 bulk.write(self.plan, self)
