@@ -196,6 +196,16 @@ def upsert_values(
             cursor.execute(sql, params)
 
 
+def _insertable(model) -> tuple[list, list[tuple[str, str]], str]:
+    """A model's fields for an INSERT (all but the primary key), its columns with their
+    abstract types, and the statement, in which `{rows}` stands for the derived table."""
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    columns = [(f.column, _kind(f)) for f in fields]
+    names = ", ".join(name for name, _ in columns)
+    table = model._meta.db_table
+    return fields, columns, f"INSERT INTO {table} ({names}) SELECT {names} FROM {{rows}} AS v"
+
+
 def insert_rows(model, objs: list, *, ignore_conflicts: bool = False) -> None:
     """Insert unsaved model instances and set their primary keys, like `bulk_create`; on
     PostgreSQL with one `INSERT … SELECT … FROM unnest(…) RETURNING id` per chunk. With
@@ -206,17 +216,13 @@ def insert_rows(model, objs: list, *, ignore_conflicts: bool = False) -> None:
     if connection.vendor != "postgresql":
         model.objects.bulk_create(objs, batch_size=500, ignore_conflicts=ignore_conflicts)
         return
-    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
-    columns = [(f.column, _kind(f)) for f in fields]
-    names = ", ".join(name for name, _ in columns)
-    table = model._meta.db_table
+    fields, columns, statement = _insertable(model)
+    kinds = [(f, k) for f, (_, k) in zip(fields, columns, strict=True)]
     with _cursor() as cursor:
-        for start in range(0, len(objs), CHUNK):
-            chunk = objs[start : start + CHUNK]
-            kinds = [(f, k) for f, (_, k) in zip(fields, columns, strict=True)]
+        for chunk in _chunks(objs):
             rows = [[_db_value(f, k, o) for f, k in kinds] for o in chunk]
             source, params = _source(columns, rows)
-            sql = f"INSERT INTO {table} ({names}) SELECT {names} FROM {source} AS v"
+            sql = statement.replace("{rows}", source)
             if ignore_conflicts:
                 cursor.execute(sql + " ON CONFLICT DO NOTHING", params)
                 continue
@@ -235,12 +241,10 @@ def insert_plain(model, rows: list[dict[str, Any]]) -> None:
     if connection.vendor != "postgresql":
         model.objects.bulk_create([model(**row) for row in rows], batch_size=500)
         return
-    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    fields, columns, statement = _insertable(model)
     unknown = set().union(*rows) - {f.attname for f in fields}
     if unknown:
         raise TypeError(f"{model.__name__} has no column {sorted(unknown)[0]}")
-    columns = [(f.column, _kind(f)) for f in fields]
-    names = ", ".join(name for name, _ in columns)
     prepared = [
         (f.attname, f, k, f.get_default()) for f, (_, k) in zip(fields, columns, strict=True)
     ]
@@ -251,10 +255,7 @@ def insert_plain(model, rows: list[dict[str, Any]]) -> None:
                 for row in chunk
             ]
             source, params = _source(columns, values)
-            cursor.execute(
-                f"INSERT INTO {model._meta.db_table} ({names}) SELECT {names} FROM {source} AS v",
-                params,
-            )
+            cursor.execute(statement.replace("{rows}", source), params)
 
 
 _KINDS = {

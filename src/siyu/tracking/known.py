@@ -53,19 +53,6 @@ PLAIN = """e.type = ANY(%(types)s)
               AND e.user_id = btrim(e.user_id) AND e.anonymous_id = btrim(e.anonymous_id)"""
 
 
-def _params(workspace, ids: list[int]) -> dict:
-    return {
-        "ws": workspace.pk,
-        "pending": EventStatus.PENDING,
-        "ids": ids,
-        "types": [MessageType.TRACK, MessageType.PAGE, MessageType.SCREEN],
-        "track": MessageType.TRACK,
-        "orders": sorted(ORDER_EVENTS),
-        "user_kind": IdentityKind.USER_ID,
-        "anon_kind": IdentityKind.ANONYMOUS_ID,
-    }
-
-
 Unresolved = tuple[int, str, str, bool, datetime.datetime]  # id, userId, anonymousId, plain, time
 
 
@@ -117,7 +104,18 @@ def resolve_known(workspace, ids: list[int]) -> tuple[set[int], list[Unresolved]
         SELECT id, user_id, anonymous_id, plain, timestamp FROM looked
          WHERE holder IS NULL ORDER BY id
     """
-    params = {**_params(workspace, ids), "processed": EventStatus.PROCESSED, "now": now}
+    params = {
+        "ws": workspace.pk,
+        "pending": EventStatus.PENDING,
+        "processed": EventStatus.PROCESSED,
+        "ids": ids,
+        "types": [MessageType.TRACK, MessageType.PAGE, MessageType.SCREEN],
+        "track": MessageType.TRACK,
+        "orders": sorted(ORDER_EVENTS),
+        "user_kind": IdentityKind.USER_ID,
+        "anon_kind": IdentityKind.ANONYMOUS_ID,
+        "now": now,
+    }
     with sqlbulk.pg_cursor() as cursor:
         refresh_statistics(cursor)
         cursor.execute(sql, params, binary=True)

@@ -547,17 +547,17 @@ class _Batch:
         """The contact that alone holds every identifier of a plain event without notes."""
         if p.errors or not p.idents or not is_plain(p.event):
             return None
-        holders = {self.holder(i) for i in p.idents}
-        return next(iter(holders)) if len(holders) == 1 and None not in holders else None
+        return self._one_holder(p.idents)
 
     def pair_holder(self, user: str, anonymous: str) -> int | None:
         """The contact that alone holds this userId and anonymousId, if they are usable."""
         p = Parsed(None)
         _ident(p, K.USER_ID, user, "userId")
         _ident(p, K.ANONYMOUS_ID, anonymous, "anonymousId")
-        if p.errors or not p.idents:
-            return None
-        holders = {self.holder(i) for i in p.idents}
+        return None if p.errors or not p.idents else self._one_holder(p.idents)
+
+    def _one_holder(self, idents: list[Ident]) -> int | None:
+        holders = {self.holder(i) for i in idents}
         return next(iter(holders)) if len(holders) == 1 and None not in holders else None
 
     def one_by_one(self, events: list[Event]) -> None:
