@@ -275,7 +275,7 @@ def main() -> None:
     from siyu.contacts.models import AttributeDefinition, Contact
     from siyu.core.audit import Actor
     from siyu.tracking.actions import writekey_create
-    from siyu.tracking.models import Event, Order
+    from siyu.tracking.models import Event, Order, QueuedEvent, ResolvedEvent
     from siyu.tracking.resolve import process_pending_events
 
     actor = Actor.system("bench")
@@ -332,7 +332,7 @@ def main() -> None:
         pstats.Stats(profiler).sort_stats(os.environ.get("BENCH_SORT", "cumulative")).print_stats(
             40
         )
-    pending = Event.objects.filter(workspace=ws, status="pending").count()
+    pending = QueuedEvent.objects.filter(workspace=ws).count()
     assert processed == events and pending == 0, (processed, pending)
     processed_per_s = processed / process_s
     print(
@@ -346,7 +346,7 @@ def main() -> None:
     print(f"raw insert of the same rows: {raw_per_s:,.0f}/s; processed/raw = {ratio:.2f}")
     contacts = Contact.objects.filter(workspace=ws).count()
     orders = Order.objects.filter(workspace=ws).count()
-    errors = Event.objects.filter(workspace=ws).exclude(error="").count()
+    errors = ResolvedEvent.objects.filter(workspace=ws).exclude(note="").count()
     print(f"{contacts:,} contacts, {orders:,} orders, {errors:,} events with a note")
     result = {
         "database": connection.vendor,

@@ -83,3 +83,33 @@ def error_of(response) -> dict[str, Any]:
     assert set(body) == {"code", "message", "details"}, body
     assert isinstance(body["message"], str) and body["message"]
     return body
+
+
+def processed_event(workspace, contact, note: str = "", **fields):
+    """An event stored as identity resolution leaves it: the event (fields as for
+    `Event.objects.create`) and its `ResolvedEvent` naming `contact` (a Contact, an id or
+    None)."""
+    from django.utils import timezone
+
+    from siyu.tracking.models import Event, ResolvedEvent
+
+    event = Event.objects.create(workspace=workspace, **fields)
+    contact_id = getattr(contact, "pk", contact)
+    ResolvedEvent.objects.create(
+        event=event,
+        workspace=workspace,
+        contact_id=contact_id,
+        timestamp=event.timestamp,
+        note=note,
+        processed_at=timezone.now(),
+    )
+    return event
+
+
+def pending_event(workspace, error: str = "", **fields):
+    """An accepted event still waiting in the resolver's queue."""
+    from siyu.tracking.models import Event, QueuedEvent
+
+    event = Event.objects.create(workspace=workspace, **fields)
+    QueuedEvent.objects.create(workspace=workspace, event=event, error=error)
+    return event

@@ -22,7 +22,8 @@ from siyu.messaging import actions as messaging
 from siyu.messaging import channels
 from siyu.messaging.models import OutboxMessage
 from siyu.segments import actions as segments
-from siyu.tracking.models import Event, Order
+from siyu.tracking.models import Order
+from tests.helpers import processed_event
 from tests.messaging.recording import RecordingTransport
 
 pytestmark = pytest.mark.django_db
@@ -254,29 +255,27 @@ def test_wait_for_an_event_or_time_out(cast, system_actor, kit, make_contact):
     now = timezone.now()
     advance(now)
     assert _walk(quick, journey).waiting_for == "Coupon Claimed"
-    small = Event.objects.create(
-        workspace=cast.workspace,
-        contact=quick,
+    small = processed_event(
+        cast.workspace,
+        quick,
         message_id="e1",
         type="track",
         event="Coupon Claimed",
         properties={"value": 5},
         timestamp=now,
         received_at=now,
-        status="processed",
     )
     after_events_processed(cast.workspace, [small.pk])
     assert _walk(quick, journey).step == "wait"  # its filter did not match
-    big = Event.objects.create(
-        workspace=cast.workspace,
-        contact=quick,
+    big = processed_event(
+        cast.workspace,
+        quick,
         message_id="e2",
         type="track",
         event="Coupon Claimed",
         properties={"value": 20},
         timestamp=now,
         received_at=now,
-        status="processed",
     )
     after_events_processed(cast.workspace, [big.pk])
     assert _walk(quick, journey).step == "thanks"
@@ -313,16 +312,15 @@ def test_goal_exits_and_the_holdout_is_measured(cast, system_actor, kit, make_co
     now = timezone.now()
     advance(now)
     events = [
-        Event.objects.create(
-            workspace=cast.workspace,
-            contact_id=c,
+        processed_event(
+            cast.workspace,
+            c,
             message_id=f"o{c}",
             type="track",
             event="Order Completed",
             properties={},
             timestamp=now + datetime.timedelta(hours=1),
             received_at=now,
-            status="processed",
         )
         for c in (active[0], held[0])
     ]

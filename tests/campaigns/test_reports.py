@@ -14,7 +14,8 @@ from siyu.contacts.models import Contact
 from siyu.messaging import actions as messaging
 from siyu.messaging import channels, sender
 from siyu.segments import actions as segments
-from siyu.tracking.models import Event, Order
+from siyu.tracking.models import Order
+from tests.helpers import processed_event
 
 pytestmark = pytest.mark.django_db
 
@@ -119,15 +120,14 @@ def test_an_event_goal_and_no_holdout(cast, system_actor, sent_run):
     broadcast.goal_event = "Coupon Claimed"
     broadcast.save()
     member = AudienceMember.objects.filter(run=sent_run).exclude(group="holdout").first()
-    Event.objects.create(
-        workspace_id=sent_run.workspace_id,
-        contact_id=member.contact_id,
+    processed_event(
+        sent_run.workspace,
+        member.contact_id,
         message_id="m1",
         type="track",
         event="Coupon Claimed",
         timestamp=sent_run.planned_at + datetime.timedelta(minutes=3),
         received_at=timezone.now(),
-        status="processed",
     )
     conv = reports.run_report(sent_run)["conversion"]
     assert conv["targeted"]["converted"] == 1 and conv["holdout"]["converted"] == 0

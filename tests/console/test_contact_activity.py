@@ -8,8 +8,9 @@ from django.utils import timezone
 
 from siyu.core.audit import Actor
 from siyu.tracking.actions import events_ingest
-from siyu.tracking.models import Event
+from siyu.tracking.models import ResolvedEvent
 from siyu.tracking.orders import order_create, order_refund, parse_order
+from tests.helpers import pending_event, processed_event
 
 
 def url(contact_id: int, card: str) -> str:
@@ -63,7 +64,7 @@ def ingest(cast, capture, user_id="u-1", phone="13755556666"):
     ]
     with capture(execute=True):
         events_ingest(workspace=cast.workspace, events=rows)
-    contact_id = Event.objects.get(message_id=f"{user_id}-identify").contact_id
+    contact_id = ResolvedEvent.objects.get(event__message_id=f"{user_id}-identify").contact_id
     assert contact_id is not None
     return contact_id
 
@@ -162,3 +163,33 @@ def test_agent_and_outsider_get_404_for_contacts_they_may_not_see(
         assert agent.get(url(mine.pk, card)).status_code == 200
         assert console("outsider").get(url(theirs.pk, card)).status_code == 404
         assert console("outsider").get(f"/w/other/contacts/{theirs.pk}/{card}/").status_code == 404
+
+
+def test_events_card_lists_only_the_contacts_processed_events_newest_first(
+    cast, console, make_contact
+):
+    contact = make_contact("王小明")
+    other = make_contact("李雷")
+    base = datetime.datetime(2025, 3, 1, 8, 0, tzinfo=datetime.UTC)
+
+    def fields(name: str, minutes: int) -> dict:
+        at = base + datetime.timedelta(minutes=minutes)
+        return {
+            "message_id": name,
+            "type": "track",
+            "event": name,
+            "timestamp": at,
+            "received_at": at,
+        }
+
+    # ids out of time order: the card follows the event time
+    processed_event(cast.workspace, contact, **fields("Second Step", 10))
+    processed_event(cast.workspace, contact, **fields("First Step", 0))
+    processed_event(cast.workspace, contact, **fields("Third Step", 20))
+    processed_event(cast.workspace, other, **fields("Someone Else", 5))
+    processed_event(cast.workspace, None, **fields("Nobody", 6))
+    pending_event(cast.workspace, **fields("Still Waiting", 7))
+    html = console("owner").get(url(contact.pk, "events")).content.decode()
+    assert html.index("Third Step") < html.index("Second Step") < html.index("First Step")
+    for absent in ("Someone Else", "Nobody", "Still Waiting"):
+        assert absent not in html, absent

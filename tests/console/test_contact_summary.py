@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from siyu.core.audit import Actor
 from siyu.tracking.actions import events_ingest
-from siyu.tracking.models import ContactStats, DailyEventCount, Event
+from siyu.tracking.models import ContactStats, DailyEventCount, ResolvedEvent
 from siyu.tracking.orders import order_refund
 from siyu.tracking.queries import contact_summary
 from tests.console.browser import CHROMIUM, log_in
@@ -74,7 +74,7 @@ def ingest(cast, capture, user_id="u-1"):
     ]
     with capture(execute=True):
         events_ingest(workspace=cast.workspace, events=rows)
-    contact_id = Event.objects.get(message_id=f"{user_id}-id").contact_id
+    contact_id = ResolvedEvent.objects.get(event__message_id=f"{user_id}-id").contact_id
     assert contact_id is not None
     return contact_id
 
@@ -83,7 +83,7 @@ def test_card_shows_the_aggregates_and_a_30_day_chart(
     cast, console, django_capture_on_commit_callbacks
 ):
     contact_id = ingest(cast, django_capture_on_commit_callbacks)
-    contact = Event.objects.get(message_id="u-1-id").contact
+    contact = ResolvedEvent.objects.get(event__message_id="u-1-id").contact
     placed = datetime.datetime(2024, 5, 1, 16, 30, tzinfo=datetime.UTC)  # 00:30 in Shanghai
     big = add_order(cast, contact, "S-1", "199.90", placed_at=placed)
     add_order(cast, contact, "S-2", "50", placed_at=placed - datetime.timedelta(days=3))
@@ -136,7 +136,7 @@ def test_empty_state_without_events(cast, console, make_contact):
 
 def test_summary_is_scoped_to_the_workspace(cast, make_contact, django_capture_on_commit_callbacks):
     contact_id = ingest(cast, django_capture_on_commit_callbacks)
-    contact = Event.objects.get(message_id="u-1-id").contact
+    contact = ResolvedEvent.objects.get(event__message_id="u-1-id").contact
     add_order(cast, contact, "W-1", "10")
     assert ContactStats.objects.filter(contact_id=contact_id).exists()
     mine = contact_summary(cast.workspace, contact)

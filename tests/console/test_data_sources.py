@@ -10,7 +10,8 @@ from django.test import Client
 
 from siyu.core.models import AuditLog
 from siyu.tracking import actions as tracking_actions
-from siyu.tracking.models import Event, WriteKey
+from siyu.tracking.models import Event, QueuedEvent, ResolvedEvent, WriteKey
+from tests.helpers import pending_event, processed_event
 
 PAGE = "/w/brand/data-sources/"
 EVENTS = "/w/brand/data-sources/events/"
@@ -33,7 +34,9 @@ def track(raw: str, body: dict):
 def snapshot() -> dict:
     return {
         "keys": list(WriteKey.objects.order_by("pk").values()),
-        "events": list(Event.objects.order_by("pk").values("id", "status")),
+        "events": list(Event.objects.order_by("pk").values("id")),
+        "resolved": list(ResolvedEvent.objects.order_by("pk").values()),
+        "queued": list(QueuedEvent.objects.order_by("workspace_id", "event_id").values()),
         "audit": list(AuditLog.objects.order_by("pk").values("id")),
     }
 
@@ -181,24 +184,33 @@ def test_pending_events_show_in_the_status_and_a_contact_is_linked(cast, console
     tracking_actions.writekey_create(workspace=cast.workspace, actor=cast.owner.actor, name="k")
     contact = make_contact("李雷")
     now = "2026-01-01T00:00:00Z"
-    for i, contact_id in enumerate([None, contact.pk]):
-        Event.objects.create(
-            workspace=cast.workspace,
-            message_id=f"m-{i}",
-            type="track",
-            user_id=f"u{i}",
-            event="Viewed",
-            timestamp=now,
-            received_at=now,
-            contact_id=contact_id,
-            status="processed" if contact_id else "pending",
-        )
+    fields = {"type": "track", "event": "Viewed", "timestamp": now, "received_at": now}
+    pending_event(cast.workspace, error="phone: invalid", message_id="m-0", user_id="u0", **fields)
+    processed_event(cast.workspace, contact, message_id="m-1", user_id="u1", **fields)
     page = text(client.get(PAGE))
     assert "1 个事件等待匹配客户" in page and "待处理" in page and "已处理" in page
     assert f'href="/w/brand/contacts/{contact.pk}/"' in page and "李雷" in page
+    assert 'title="phone: invalid"' in page  # why the pending one is still waiting
     # times in the workspace's zone (Asia/Shanghai by default)
     assert "2026-01-01 08:00:00" in page
 
 
 def test_analyst_may_read_the_event_stream(cast, console):
     assert console("analyst").get(EVENTS).status_code == 200
+
+
+def test_agents_see_only_the_events_of_their_own_contacts(cast, console, make_contact):
+    mine = make_contact("李雷", owner=cast.agent)
+    theirs = make_contact("韩梅梅")
+    now = "2026-01-01T00:00:00Z"
+    fields = {"type": "track", "timestamp": now, "received_at": now}
+    processed_event(cast.workspace, mine, message_id="m-mine", event="Mine", **fields)
+    processed_event(cast.workspace, theirs, message_id="m-theirs", event="Theirs", **fields)
+    processed_event(cast.workspace, None, message_id="m-nobody", event="Nobody", **fields)
+    pending_event(cast.workspace, message_id="m-pending", event="Waiting", **fields)
+    html = text(console("agent").get(EVENTS))
+    assert "Mine" in html and "李雷" in html
+    for other in ("Theirs", "韩梅梅", "Nobody", "Waiting"):
+        assert other not in html, other
+    everything = text(console("owner").get(EVENTS))
+    assert all(name in everything for name in ("Mine", "Theirs", "Nobody", "Waiting"))

@@ -40,6 +40,8 @@ from siyu.tracking.models import (
     OrderSource,
     OrderStatus,
     Product,
+    QueuedEvent,
+    ResolvedEvent,
 )
 from siyu.tracking.orders import parse_order
 
@@ -92,11 +94,17 @@ def test_orders_refunds_and_events_agree(demo):
         else:
             assert o.refunded_fen == 0
 
-    # events: processed, attached, Segment e-commerce names, unique message ids
-    events = list(Event.objects.filter(workspace=ws))
+    # events: processed (a resolution each, with the event's time, none queued), attached,
+    # Segment e-commerce names, unique message ids
+    events = list(Event.objects.filter(workspace=ws).select_related("resolution"))
     assert demo.activity.events == len(events) > 2000
     assert {e.status for e in events} == {"processed"}
-    assert all(e.contact_id and e.timestamp <= NOW for e in events)
+    assert all(e.resolution.contact_id and e.timestamp <= NOW for e in events)
+    assert all(e.resolution.timestamp == e.timestamp for e in events)
+    assert all(e.received_at <= e.resolution.processed_at <= NOW for e in events)
+    assert {e.resolution.workspace_id for e in events} == {ws.pk}
+    assert ResolvedEvent.objects.count() == len(events)
+    assert not QueuedEvent.objects.filter(workspace=ws).exists()
     assert {e.type for e in events} == {"track", "page", "screen"}
     assert ECOMMERCE | {"Signed Up"} <= {e.event for e in events if e.type == "track"}
     assert len({e.message_id for e in events}) == len(events)
@@ -112,7 +120,10 @@ def test_orders_refunds_and_events_agree(demo):
         )
     for order in by_event:
         event = completed[order.message_id]
-        assert (event.contact_id, event.timestamp) == (order.contact_id, order.placed_at)
+        assert (event.resolution.contact_id, event.timestamp) == (
+            order.contact_id,
+            order.placed_at,
+        )
         parsed = parse_order(event.properties, ws, id_key="order_id")
         assert parsed.external_id == order.external_id
         assert (parsed.total_fen, parsed.discount_fen, parsed.shipping_fen, parsed.channel) == (
@@ -143,7 +154,7 @@ def test_orders_refunds_and_events_agree(demo):
 
     # first / last seen cover every event and order of the contact
     contacts = {c.pk: c for c in Contact.objects.filter(workspace=ws)}
-    for at, contact_id in [(e.timestamp, e.contact_id) for e in events] + [
+    for at, contact_id in [(e.timestamp, e.resolution.contact_id) for e in events] + [
         (o.placed_at, o.contact_id) for o in orders.values()
     ]:
         contact = contacts[contact_id]
@@ -217,10 +228,11 @@ def test_aggregates_equal_a_recount_and_a_rebuild(demo):
     tz = zoneinfo.ZoneInfo(ws.timezone)
     want_daily: Counter = Counter()
     last_event: dict[int, datetime.datetime] = {}
-    for e in Event.objects.filter(workspace=ws):
+    for e in Event.objects.filter(workspace=ws).select_related("resolution"):
         name = e.event if e.type == "track" else e.type
-        want_daily[(e.contact_id, e.timestamp.astimezone(tz).date(), name)] += 1
-        last_event[e.contact_id] = max(last_event.get(e.contact_id, e.timestamp), e.timestamp)
+        cid = e.resolution.contact_id
+        want_daily[(cid, e.timestamp.astimezone(tz).date(), name)] += 1
+        last_event[cid] = max(last_event.get(cid, e.timestamp), e.timestamp)
     bought: dict[int, tuple[int, int, datetime.datetime]] = {}
     for o in Order.objects.filter(workspace=ws):
         n, spend, last = bought.get(o.contact_id, (0, 0, o.placed_at))
@@ -265,7 +277,9 @@ def _digest(ws) -> tuple[list[int], str]:
     events = list(
         Event.objects.filter(workspace=ws)
         .order_by("message_id")
-        .values_list("message_id", "contact_id", "type", "event", "timestamp", "properties")
+        .values_list(
+            "message_id", "resolution__contact_id", "type", "event", "timestamp", "properties"
+        )
     )
     seen = list(
         Contact.objects.filter(workspace=ws)

@@ -9,7 +9,8 @@ from siyu.contacts import actions as contact_actions
 from siyu.contacts.models import Contact
 from siyu.core.audit import Actor
 from siyu.segments.models import ContactScore
-from siyu.tracking.models import DailyEventCount, Event, Order, OrderItem
+from siyu.tracking.models import DailyEventCount, Order, OrderItem
+from tests.helpers import processed_event
 
 NOW = datetime.datetime(2026, 11, 20, 4, 0, tzinfo=datetime.UTC)  # 12:00 in Shanghai
 DAY = datetime.timedelta(days=1)
@@ -122,16 +123,15 @@ def pool(cast, make_contact, system_actor) -> Pool:
     from siyu.tracking.aggregates import rebuild
 
     for day in range(5):  # 王芳 viewed a product every day this week
-        Event.objects.create(
-            workspace=ws,
+        processed_event(
+            ws,
+            c["王芳"],
             message_id=f"pv-{day}",
             type="track",
             event="Product Viewed",
             properties={"price": 199, "name": "口红"},
             timestamp=NOW - day * DAY,
             received_at=NOW,
-            status="processed",
-            contact=c["王芳"],
         )
     rebuild(ws)  # stats and daily counts from the orders and events above
     DailyEventCount.objects.create(

@@ -7,6 +7,7 @@ from django.test.utils import CaptureQueriesContext
 
 from siyu.segments.compiler import sample_bucket, segment_queryset
 from siyu.segments.rules import RuleContext, validate_rule
+from tests.helpers import processed_event
 
 from .conftest import NOW
 
@@ -315,18 +316,15 @@ def test_sample_buckets_are_uniform():
 
 
 def test_property_names_are_keys_not_lookups(pool):
-    from siyu.tracking.models import Event
-
-    Event.objects.create(
-        workspace=pool.ws,
+    processed_event(
+        pool.ws,
+        pool.c["李娜"],
         message_id="odd-names",
         type="track",
         event="Odd",
         properties={"a__b": "x", "contains": "y"},
         timestamp=NOW,
         received_at=NOW,
-        status="processed",
-        contact=pool.c["李娜"],
     )
     for name, value in (("a__b", "x"), ("contains", "y")):
         rule = {

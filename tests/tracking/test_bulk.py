@@ -106,10 +106,8 @@ def outcome(workspace) -> dict:
         return re.sub(r"contact \d+", "contact …", error)
 
     events = sorted(
-        (message_id, status, key.get(cid), named(error))
-        for message_id, status, cid, error in Event.objects.filter(workspace=workspace).values_list(
-            "message_id", "status", "contact_id", "error"
-        )
+        (e.message_id, e.status, key.get(e.contact_id), named(e.note))
+        for e in Event.objects.filter(workspace=workspace).select_related("resolution")
     )
     orders = sorted(
         (external_id, key.get(cid), total)

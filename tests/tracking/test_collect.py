@@ -8,7 +8,7 @@ import zlib
 
 import pytest
 
-from siyu.tracking.models import Event
+from siyu.tracking.models import Event, QueuedEvent, ResolvedEvent
 from siyu.tracking.pii import unseal
 from siyu.tracking.schemas import MAX_BATCH_BYTES, MAX_MESSAGE_BYTES
 from tests.helpers import error_of
@@ -52,7 +52,8 @@ def test_identify(cast, collector):
     assert event.traits["email"] != "wang@example.cn"  # stored encrypted
     assert event.message_id == "m-identify"
     assert event.timestamp == ts("2026-03-01T10:00:00+00:00")
-    assert (event.status, event.contact, event.processed_at) == ("pending", None, None)
+    assert (event.status, event.contact) == ("pending", None)
+    assert QueuedEvent.objects.filter(workspace=event.workspace, event=event).exists()
 
 
 def test_track(collector):
@@ -453,6 +454,8 @@ def test_the_same_batch_posted_twice_is_stored_once(collector):
     first = list(Event.objects.order_by("id").values())
     assert collector.post("/v1/batch", batch, gzipped=True).status_code == 200
     assert list(Event.objects.order_by("id").values()) == first
+    # queued or resolved once each, never twice
+    assert QueuedEvent.objects.count() + ResolvedEvent.objects.count() == 5
 
 
 def test_duplicates_inside_one_batch_are_stored_once_first_copy_wins(collector):

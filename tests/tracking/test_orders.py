@@ -250,7 +250,7 @@ def test_order_completed_event_makes_an_order_and_a_duplicate_is_a_noop(cast, se
     send(track("Order Completed", **COMPLETED))
     order = Order.objects.get(workspace=cast.workspace)
     event = Event.objects.get()
-    assert (event.status, event.error) == ("processed", "")
+    assert (event.status, event.note) == ("processed", "")
     assert order.contact_id == event.contact_id and order.contact_id is not None
     assert (order.total_fen, order.discount_fen, order.shipping_fen, order.currency) == (
         2750, 50, 300, "CNY"
@@ -264,7 +264,7 @@ def test_order_completed_event_makes_an_order_and_a_duplicate_is_a_noop(cast, se
     send(track("Order Completed", **{**COMPLETED, "total": 99}))  # changed: not applied
     assert counts(cast.workspace) == before
     last = Event.objects.order_by("-id").first()
-    assert last.status == "processed" and "already exists" in last.error
+    assert last.status == "processed" and "already exists" in last.note
     assert Order.objects.get().total_fen == 2750
 
 
@@ -278,7 +278,7 @@ def test_order_refunded_events(cast, send):
     assert (order.refunded_fen, order.status) == (2750, "refunded")
     send(track("Order Refunded", order_id="E-1", total=1))  # nothing left
     last = Event.objects.order_by("-id").first()
-    assert last.status == "processed" and "fully refunded" in last.error
+    assert last.status == "processed" and "fully refunded" in last.note
     assert OrderRefund.objects.count() == 2
 
 
@@ -292,10 +292,10 @@ def test_a_malformed_order_event_is_recorded_and_processing_continues(cast, send
     )
     events = list(Event.objects.order_by("id"))
     assert all(e.status == "processed" and e.contact_id for e in events)
-    assert "products[0].price" in events[0].error
-    assert "order_id" in events[1].error
-    assert "NOPE" in events[2].error
-    assert events[3].error == ""
+    assert "products[0].price" in events[0].note
+    assert "order_id" in events[1].note
+    assert "NOPE" in events[2].note
+    assert events[3].note == ""
     assert list(Order.objects.values_list("external_id", flat=True)) == ["E-3"]
     assert OrderItem.objects.count() == 1  # nothing of E-2 left behind
 

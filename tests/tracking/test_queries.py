@@ -4,7 +4,7 @@ import datetime
 
 from django.utils import timezone
 
-from siyu.tracking.models import Event, EventStatus
+from siyu.tracking.models import Event, QueuedEvent, ResolvedEvent
 from siyu.tracking.queries import ingestion_lag, write_keys
 
 
@@ -27,7 +27,11 @@ def test_lag_counts_pending_events_and_ages_the_oldest(cast, collector, outsider
     outsider_collector.post("/v1/track", {"userId": "u", "event": "E"})
     an_hour_ago = timezone.now() - datetime.timedelta(hours=1)
     Event.objects.filter(workspace=cast.outsider_workspace).update(received_at=an_hour_ago)
-    Event.objects.filter(message_id="m2").update(status=EventStatus.PROCESSED)
+    m2 = Event.objects.get(message_id="m2")
+    QueuedEvent.objects.filter(event=m2).delete()
+    ResolvedEvent.objects.create(
+        event=m2, workspace=m2.workspace, timestamp=m2.timestamp, processed_at=timezone.now()
+    )
 
     ours = ingestion_lag(cast.workspace)
     assert ours.pending == 2 and ours.age_seconds < 60

@@ -11,7 +11,7 @@ from siyu.contacts.actions.identity import find_identity
 from siyu.contacts.models import Contact, ContactTag, Identity, TimelineEntry
 from siyu.core.audit import Actor
 from siyu.core.models import AuditLog
-from siyu.tracking.models import Event, IngestState
+from siyu.tracking.models import Event, IngestState, QueuedEvent, ResolvedEvent
 from siyu.tracking.resolve import process_pending_events
 from siyu.tracking.tasks import process_pending
 
@@ -64,8 +64,9 @@ def test_a_new_user_becomes_a_contact_with_its_identities(cast, send):
     at = datetime.datetime(2026, 3, 1, 10, tzinfo=UTC)
     assert (contact.first_seen_at, contact.last_seen_at) == (at, at)
     event = Event.objects.get()
-    assert (event.status, event.contact, event.error) == ("processed", contact, "")
-    assert event.processed_at is not None
+    assert (event.status, event.contact, event.note) == ("processed", contact, "")
+    assert event.resolution.processed_at is not None
+    assert not QueuedEvent.objects.exists()
     assert TimelineEntry.objects.filter(contact=contact, kind="created").count() == 1
     assert IngestState.objects.get(workspace=ws).running_until is None  # lease released
 
@@ -90,7 +91,8 @@ def test_anonymous_then_identified_is_one_contact(cast, send):
     contact = Contact.objects.get(workspace=cast.workspace)
     assert contact.pk == anonymous.pk
     assert kinds(contact) == ["anonymous_id", "phone", "user_id"]
-    assert set(Event.objects.values_list("contact_id", "status")) == {(contact.pk, "processed")}
+    assert set(ResolvedEvent.objects.values_list("contact_id", flat=True)) == {contact.pk}
+    assert not QueuedEvent.objects.exists()
     assert contact.first_seen_at == datetime.datetime(2026, 3, 1, 9, tzinfo=UTC)
     assert contact.last_seen_at == datetime.datetime(2026, 3, 3, 9, tzinfo=UTC)
 
@@ -117,7 +119,7 @@ def test_a_phone_joining_two_contacts_merges_them(cast, send, make_contact):
     assert survivor.pk == min(device.pk, shop.pk) == device.pk
     assert survivor.name == "王芳"  # the blank is filled from the other
     assert kinds(survivor) == ["anonymous_id", "phone"]
-    assert set(Event.objects.values_list("contact_id", flat=True)) == {survivor.pk}
+    assert set(ResolvedEvent.objects.values_list("contact_id", flat=True)) == {survivor.pk}
     assert list(ContactTag.objects.filter(contact=survivor).values_list("tag", flat=True)) == [
         tag.pk
     ]
@@ -136,7 +138,7 @@ def test_two_user_ids_sharing_a_phone_are_not_merged(cast, send):
     assert contact_of(ws, "phone", "13800138000") == dad  # the phone stays where it was
     second = Event.objects.order_by("id").last()
     assert second.contact == mum and second.status == "processed"
-    assert "identity_conflict" in second.error and "13800138000" not in second.error
+    assert "identity_conflict" in second.note and "13800138000" not in second.note
     for mine, theirs in ((dad, mum), (mum, dad)):
         row = TimelineEntry.objects.get(contact=mine, kind="identity_conflict")
         assert row.data["other_id"] == theirs.pk
@@ -161,7 +163,7 @@ def test_alias_merges_the_anonymous_contact_into_the_user(cast, send):
     send(msg("alias", previousId="a-9", userId="u-9"))
     contact = Contact.objects.get(workspace=ws)
     assert kinds(contact) == ["anonymous_id", "email", "user_id"]
-    assert Event.objects.filter(contact=contact, status="processed").count() == 3
+    assert Event.objects.of_contact(contact.pk).count() == 3
 
 
 def test_alias_of_an_unknown_previous_id_attaches_it(cast, send):
@@ -200,7 +202,7 @@ def test_traits_update_the_profile_and_valid_attributes(cast, send):
     assert (contact.province, contact.city) == ("浙江", "杭州")
     assert contact.attributes == {"points": 120}
     event = Event.objects.order_by("id").last()
-    assert event.status == "processed" and "traits.level" in event.error
+    assert event.status == "processed" and "traits.level" in event.note
     assert event.traits["plan"] == "gold"
     updated = TimelineEntry.objects.filter(contact=contact, kind="updated")
     assert updated.count() == 1
@@ -221,14 +223,14 @@ def test_an_invalid_phone_is_recorded_not_fatal(cast, send):
     assert kinds(contact) == ["user_id"]
     event = Event.objects.get()
     assert event.status == "processed" and event.contact == contact
-    assert "invalid phone" in event.error and "invalid email" in event.error
-    assert "12345" not in event.error
+    assert "invalid phone" in event.note and "invalid email" in event.note
+    assert "12345" not in event.note
 
 
 def test_an_openid_needs_an_app_id(cast, send):
     ws = cast.workspace
     send(msg(userId="u-1", traits={"openid": "o-1"}))
-    assert "app id" in Event.objects.get().error
+    assert "app id" in Event.objects.get().note
     send(msg(userId="u-1", traits={"openid": "o-1"}, context={"app": {"id": "wx123"}}))
     assert contact_of(ws, "wechat_openid", "o-1", "wx123") == contact_of(ws, "user_id", "u-1")
 
@@ -241,7 +243,8 @@ def test_processing_twice_changes_nothing(cast, send):
     snapshot = lambda: (  # noqa: E731
         list(Contact.objects.values_list("pk", "name", "first_seen_at", "last_seen_at")),
         list(Identity.objects.values_list("pk", "contact_id")),
-        list(Event.objects.values_list("pk", "contact_id", "status", "processed_at")),
+        list(ResolvedEvent.objects.values_list("pk", "contact_id", "processed_at")),
+        list(QueuedEvent.objects.values_list("event_id", "error")),
         TimelineEntry.objects.count(),
         AuditLog.objects.count(),
     )
@@ -275,7 +278,8 @@ def test_batches_are_drained_in_id_order(cast, collector, write_key):
     )
     assert process_pending_events(cast.workspace.pk, batch_size=2) == 7
     contact = Contact.objects.get(workspace=cast.workspace)
-    assert set(Event.objects.values_list("contact_id", "status")) == {(contact.pk, "processed")}
+    assert set(ResolvedEvent.objects.values_list("contact_id", flat=True)) == {contact.pk}
+    assert not QueuedEvent.objects.exists()
 
 
 def test_a_manual_merge_moves_events_via_the_hook(cast, send):
@@ -285,7 +289,7 @@ def test_a_manual_merge_moves_events_via_the_hook(cast, send):
     contact_actions.contacts_merge(
         workspace=ws, actor=cast.owner.actor, survivor=first, other=second
     )
-    assert set(Event.objects.values_list("contact_id", flat=True)) == {first.pk}
+    assert set(ResolvedEvent.objects.values_list("contact_id", flat=True)) == {first.pk}
 
 
 def test_workspaces_are_isolated(cast, send, outsider_collector):
@@ -312,9 +316,10 @@ def test_an_event_that_fails_stays_pending_and_the_others_go_on(cast, send, monk
     monkeypatch.setattr(bulk._Replay, "_update", broken)
     send(msg(userId="u-1"), msg(userId="u-1", traits={"name": "boom"}), msg(userId="u-2"))
     bad = Event.objects.get(traits__name="boom")
-    assert bad.status == "pending" and "database hiccup" in bad.error
-    assert Event.objects.filter(status="processed").count() == 2
+    assert bad.status == "pending" and "database hiccup" in bad.note
+    assert Event.objects.processed().count() == 2
     monkeypatch.setattr(bulk._Replay, "_update", real)
     assert process_pending_events(cast.workspace.pk) == 1  # retried by the next run
     bad.refresh_from_db()
     assert bad.status == "processed" and bad.contact.name == "boom"
+

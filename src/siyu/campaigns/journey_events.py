@@ -13,6 +13,7 @@ import datetime
 from collections import defaultdict
 from typing import Any
 
+from django.db.models import F
 from django.utils import timezone
 
 from siyu.campaigns.journey_enroll import enroll
@@ -77,9 +78,11 @@ def after_events_processed(workspace: Workspace, event_ids: list[int]) -> None:
     from siyu.tracking.models import Event
 
     events = list(
-        Event.objects.filter(pk__in=event_ids, event__in=names, contact_id__isnull=False)
+        Event.objects.filter(
+            pk__in=event_ids, event__in=names, resolution__contact_id__isnull=False
+        )
         .order_by("id")
-        .values("contact_id", "event", "properties", "timestamp")
+        .values("event", "properties", "timestamp", contact_id=F("resolution__contact_id"))
     )
     if not events:
         return

@@ -125,12 +125,13 @@ def step_conversion(journey: Journey, source: str) -> dict[str, Any]:
     if journey.goal_event == "Order Completed":
         goal = orders
     else:
+        # the contact's events in the window, from the resolutions' (contact, time) index
         goal = Event.objects.filter(
             workspace_id=journey.workspace_id,
-            contact_id=OuterRef("contact_id"),
+            resolution__contact_id=OuterRef("contact_id"),
+            resolution__timestamp__gte=OuterRef("sent_at"),
+            resolution__timestamp__lt=until,
             event=journey.goal_event,
-            timestamp__gte=OuterRef("sent_at"),
-            timestamp__lt=until,
         )
     net = (
         orders.values("contact_id")

@@ -75,12 +75,13 @@ def conversion(run: BroadcastRun, goal: str, start, end) -> dict[str, Any]:
             placed_at__lt=end,
         ).exclude(status=OrderStatus.REFUNDED)
     else:
+        # the member's events in the window, from the resolutions' (contact, time) index
         hits = Event.objects.filter(
             workspace_id=run.workspace_id,
-            contact_id=OuterRef("contact_id"),
+            resolution__contact_id=OuterRef("contact_id"),
+            resolution__timestamp__gte=start,
+            resolution__timestamp__lt=end,
             event=goal,
-            timestamp__gte=start,
-            timestamp__lt=end,
         )
     rows = (
         members.annotate(

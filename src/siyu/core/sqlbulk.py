@@ -60,7 +60,7 @@ def _adapt(value: Any) -> Any:
     return value
 
 
-def _chunks(rows: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
+def chunks(rows: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
     for start in range(0, len(rows), size):
         yield rows[start : start + size]
 
@@ -126,16 +126,26 @@ def _source(columns: Sequence[tuple[str, str]], chunk: Sequence[Sequence[Any]]):
 
 
 def execute_with_rows(
-    sql: str, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]]
+    sql: str,
+    columns: Sequence[tuple[str, str]],
+    rows: Sequence[Sequence[Any]],
+    *,
+    before: Sequence[Any] = (),
+    after: Sequence[Any] = (),
+    chunk: int = CHUNK,
 ) -> None:
     """Run `sql`, in which `{rows}` stands for a derived table of `rows` (named, typed
-    columns as in update_from_values), once per chunk of rows."""
+    columns as in update_from_values), once per chunk of rows (`chunk` a statement on
+    PostgreSQL, 2,000 on SQLite). `before` and `after` fill the `%s` placeholders written
+    before and after `{rows}`."""
     if not rows:
         return
+    size = max(1, chunk) if connection.vendor == "postgresql" else CHUNK
+    head, tail = [_adapt(v) for v in before], [_adapt(v) for v in after]
     with _cursor() as cursor:
-        for chunk in _chunks(rows):
-            source, params = _source(columns, chunk)
-            cursor.execute(sql.replace("{rows}", source), params)
+        for part in chunks(rows, size):
+            source, params = _source(columns, part)
+            cursor.execute(sql.replace("{rows}", source), [*head, *params, *tail])
 
 
 def update_from_values(
@@ -161,7 +171,7 @@ def update_from_values(
     size = max(1, pg_chunk) if connection.vendor == "postgresql" else CHUNK
     total = 0
     with _cursor() as cursor:
-        for chunk in _chunks(rows, size):
+        for chunk in chunks(rows, size):
             source, params = _source(columns, chunk)
             sql = f"UPDATE {table} SET {assignments} FROM {source} AS v WHERE {condition}"
             cursor.execute(sql, [*map(_adapt, extra_params), *params])
@@ -186,7 +196,7 @@ def upsert_values(
     names = ", ".join(name for name, _ in columns)
     tail = f" WHERE {where}" if where else ""
     with _cursor() as cursor:
-        for chunk in _chunks(rows):
+        for chunk in chunks(rows):
             source, params = _source(columns, chunk)
             # "WHERE true": SQLite needs it to tell the upsert clause from a join
             sql = (
@@ -206,23 +216,31 @@ def _insertable(model) -> tuple[list, list[tuple[str, str]], str]:
     return fields, columns, f"INSERT INTO {table} ({names}) SELECT {names} FROM {{rows}} AS v"
 
 
-def insert_rows(model, objs: list, *, ignore_conflicts: bool = False) -> None:
+def insert_rows(model, objs: list, *, ignore_conflicts: bool = False, then: str = "") -> None:
     """Insert unsaved model instances and set their primary keys, like `bulk_create`; on
     PostgreSQL with one `INSERT … SELECT … FROM unnest(…) RETURNING id` per chunk. With
     `ignore_conflicts`, rows that break a unique constraint are skipped (`ON CONFLICT DO
-    NOTHING`) and no primary keys are set."""
+    NOTHING`) and no primary keys are set; `then` (PostgreSQL only) is a statement run in
+    the same statement over the rows actually inserted, which it reads as `inserted` (every
+    column and the id)."""
     if not objs:
         return
     if connection.vendor != "postgresql":
+        if then:
+            raise ValueError("insert_rows(then=…) is PostgreSQL only")
         model.objects.bulk_create(objs, batch_size=500, ignore_conflicts=ignore_conflicts)
         return
     fields, columns, statement = _insertable(model)
     kinds = [(f, k) for f, (_, k) in zip(fields, columns, strict=True)]
     with _cursor() as cursor:
-        for chunk in _chunks(objs):
+        for chunk in chunks(objs):
             rows = [[_db_value(f, k, o) for f, k in kinds] for o in chunk]
             source, params = _source(columns, rows)
             sql = statement.replace("{rows}", source)
+            if ignore_conflicts and then:
+                sql = f"WITH inserted AS ({sql} ON CONFLICT DO NOTHING RETURNING *) {then}"
+                cursor.execute(sql, params)
+                continue
             if ignore_conflicts:
                 cursor.execute(sql + " ON CONFLICT DO NOTHING", params)
                 continue
@@ -249,7 +267,7 @@ def insert_plain(model, rows: list[dict[str, Any]]) -> None:
         (f.attname, f, k, f.get_default()) for f, (_, k) in zip(fields, columns, strict=True)
     ]
     with _cursor() as cursor:
-        for chunk in _chunks(rows):
+        for chunk in chunks(rows):
             values = [
                 [_prepared(f, k, row.get(name, default)) for name, f, k, default in prepared]
                 for row in chunk

@@ -50,7 +50,6 @@ from siyu.demo import data
 from siyu.tracking import aggregates
 from siyu.tracking.models import (
     Event,
-    EventStatus,
     MessageType,
     Order,
     OrderItem,
@@ -58,6 +57,7 @@ from siyu.tracking.models import (
     OrderSource,
     OrderStatus,
     Product,
+    ResolvedEvent,
 )
 from siyu.tracking.orders import yuan
 
@@ -641,12 +641,12 @@ class _Generator:
             "original_timestamp": at,
             "sent_at": at,
             "received_at": received,
-            "status": EventStatus.PROCESSED,
+            "created_at": received,
+            # not Event columns (_insert skips them): its ResolvedEvent row's, see _write
             "contact_id": c.pk,
             "processed_at": min(
                 received + datetime.timedelta(seconds=rng.uniform(0.5, 5)), max(at, self.now)
             ),
-            "created_at": received,
         }
         self.rows.events.append(event)
         self._seen(c.pk, at)
@@ -793,7 +793,9 @@ def _insert(model: type[models.Model], rows: list[Row], *, with_ids: bool = Fals
     if with_ids:
         for row, pk in zip(rows, _reserve_ids(model, len(rows)), strict=True):
             row["id"] = pk
-    fields = [f for f in model._meta.concrete_fields if with_ids or not f.primary_key]
+    # an auto-increment id is left to the database unless reserved; any other key is given
+    auto = model._meta.auto_field
+    fields = [f for f in model._meta.concrete_fields if with_ids or f is not auto]
     defaults = {f.attname: f.get_default() for f in fields if not f.primary_key}
     quote = connection.ops.quote_name
     table = quote(model._meta.db_table)
@@ -839,7 +841,19 @@ def _write(workspace: Workspace, rows: _Rows, counts: ActivityCounts, now) -> No
         refunds.append(refund)
     _insert(OrderRefund, refunds)
     rows.events.sort(key=lambda e: e["received_at"])  # ids in arrival order, as ingest gives
-    _insert(Event, rows.events)
+    # ids reserved up front: each event's resolution row names it (all of them processed)
+    _insert(Event, rows.events, with_ids=True)
+    resolutions = [
+        {
+            "event_id": e["id"],
+            "workspace_id": e["workspace_id"],
+            "contact_id": e["contact_id"],
+            "timestamp": e["timestamp"],
+            "processed_at": e["processed_at"],
+        }
+        for e in rows.events
+    ]
+    _insert(ResolvedEvent, resolutions)
     rows.timeline.sort(key=lambda t: t["created_at"])
     _insert(TimelineEntry, rows.timeline)
     products = [

@@ -36,7 +36,14 @@ from siyu.contacts.models import Consent, Contact, ContactTag, Identity
 from siyu.core.models import Workspace
 from siyu.segments import catalog
 from siyu.segments.models import ContactScore, SegmentMember
-from siyu.tracking.models import ContactStats, DailyEventCount, Event, EventStatus, Order, OrderItem
+from siyu.tracking.models import (
+    ContactStats,
+    DailyEventCount,
+    Event,
+    Order,
+    OrderItem,
+    ResolvedEvent,
+)
 
 # Explicit constants: Django drops an empty Q() from an OR, which would turn "anything or
 # X" into "X".
@@ -90,7 +97,7 @@ class Clock:
 def read_tables() -> list[str]:
     """The tables compiled rules read (their statistics matter to the plan)."""
     models = (Contact, ContactTag, Identity, Consent, ContactStats, DailyEventCount, Event)
-    models += (Order, OrderItem, ContactScore, SegmentMember)
+    models += (ResolvedEvent, Order, OrderItem, ContactScore, SegmentMember)
     return [m._meta.db_table for m in models]
 
 
@@ -428,9 +435,11 @@ def _event(node: dict, ws: int, clock: Clock) -> Q:
 
 def _raw_events(node: dict, ws: int, clock: Clock) -> QuerySet:
     name = node["event"]
-    rows = Event.objects.filter(
-        workspace_id=ws, status=EventStatus.PROCESSED, contact_id__isnull=False
-    )
+    # processed events with a contact: the name and time go through the event's index, the
+    # resolution joins by primary key. Its contact is named as _members expects; these rows
+    # are only read through values() (on instances, Event.contact_id is a read-only property).
+    rows = Event.objects.filter(workspace_id=ws, resolution__contact_id__isnull=False)
+    rows = rows.annotate(contact_id=F("resolution__contact_id"))
     rows = rows.filter(type=name) if name in TYPE_EVENTS else rows.filter(type="track", event=name)
     rows = rows.filter(
         **{f"timestamp__{k}": v for k, v in clock.window_times(node["window"]).items()}

@@ -13,7 +13,7 @@ from siyu.contacts.models import Consent, Contact, ContactTag, Identity
 from siyu.segments import catalog
 from siyu.segments.compiler import TYPE_EVENTS, Clock, sample_bucket
 from siyu.segments.models import ContactScore, SegmentMember
-from siyu.tracking.models import DailyEventCount, Event, EventStatus, Order, OrderItem
+from siyu.tracking.models import DailyEventCount, Event, Order, OrderItem
 
 
 @dataclass
@@ -58,9 +58,9 @@ def load_records(workspace_id: int, contact_ids: list[int], raw_events: bool = T
     ):
         records[cid].daily.append((day, event, count))
     if raw_events:
-        for event in Event.objects.filter(contact_id__in=ids, status=EventStatus.PROCESSED).only(
-            "contact_id", "type", "event", "properties", "timestamp"
-        ):
+        # event.contact_id reads the resolution, selected with the event
+        events = Event.objects.filter(resolution__contact_id__in=ids).select_related("resolution")
+        for event in events.only("type", "event", "properties", "timestamp", "resolution__contact"):
             records[event.contact_id].events.append(event)
     for score in ContactScore.objects.filter(contact_id__in=ids):
         records[score.contact_id].score = score

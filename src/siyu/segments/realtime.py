@@ -97,10 +97,11 @@ def after_events_processed(workspace: Workspace, event_ids: list[int]) -> None:
     has a real-time segment."""
     if not event_ids or not has_realtime_segments(workspace.pk):
         return
-    from siyu.tracking.models import Event
+    from siyu.tracking.models import ResolvedEvent
 
+    # the resolutions alone, by primary key: the events themselves are not needed
     contact_ids = (
-        Event.objects.filter(pk__in=event_ids, contact_id__isnull=False)
+        ResolvedEvent.objects.filter(pk__in=event_ids, contact_id__isnull=False)
         .values_list("contact_id", flat=True)
         .distinct()
     )

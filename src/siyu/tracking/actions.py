@@ -4,11 +4,11 @@ and authorise (views.py); these assume valid input."""
 from django.db import transaction
 from django.utils import timezone
 
-from siyu.core import sqlbulk
 from siyu.core.audit import Actor, audit
 from siyu.core.errors import ValidationError
 from siyu.core.models import Workspace
 from siyu.core.tokens import hash_token, issue_token, touch_last_used
+from siyu.tracking import queue
 from siyu.tracking.models import Event, WriteKey
 from siyu.tracking.pii import seal_event
 
@@ -74,7 +74,8 @@ def writekey_authenticate(raw: str) -> WriteKey | None:
 def events_ingest(*, workspace: Workspace, events: list[dict]) -> None:
     """Store accepted messages (`schemas.parse_message` output) as pending events, in one
     INSERT that skips every messageId the workspace already has: a retried request, or a
-    message repeated inside one batch, is stored once (the first copy wins).
+    message repeated inside one batch, is stored once (the first copy wins). The events
+    inserted join the resolution queue in the same transaction (queue.store).
 
     Not audited (events are data, not staff actions). On commit, `tasks.process_pending`
     is enqueued for the workspace to resolve the new events to contacts (resolve.py); a
@@ -87,5 +88,5 @@ def events_ingest(*, workspace: Workspace, events: list[dict]) -> None:
             rows[fields["message_id"]] = Event(workspace=workspace, **seal_event(fields))
     if rows:
         with transaction.atomic():
-            sqlbulk.insert_rows(Event, list(rows.values()), ignore_conflicts=True)
+            queue.store(list(rows.values()))
             transaction.on_commit(lambda: process_pending.enqueue(workspace.pk), robust=True)

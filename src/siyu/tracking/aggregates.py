@@ -39,9 +39,9 @@ from siyu.tracking.models import (
     ContactStats,
     DailyEventCount,
     Event,
-    EventStatus,
     MessageType,
     Order,
+    ResolvedEvent,
 )
 
 CHUNK = 500  # contacts per recompute query (well under SQLite's parameter limit)
@@ -180,8 +180,8 @@ def fold_processed(workspace: Workspace, event_ids: list[int]) -> None:
     for start in range(0, len(event_ids), CHUNK):
         rows += (
             Event.objects.among(workspace.pk, event_ids[start : start + CHUNK])
-            .filter(status=EventStatus.PROCESSED, contact_id__isnull=False)
-            .values_list("contact_id", "id", "type", "event", "timestamp", "context")
+            .filter(resolution__contact_id__isnull=False)
+            .values_list("resolution__contact_id", "id", "type", "event", "timestamp", "context")
         )
     folded = [(cid, _Folded(pk, type_, name, ts, ctx)) for cid, pk, type_, name, ts, ctx in rows]
     seen: dict[int, tuple[datetime.datetime, datetime.datetime]] = {}
@@ -227,7 +227,8 @@ def _channel_sql(path: str) -> str:
 
 
 def _fold_postgresql(workspace: Workspace, event_ids: list[int]) -> None:
-    events, contacts = Event._meta.db_table, Contact._meta.db_table
+    events, resolved = Event._meta.db_table, ResolvedEvent._meta.db_table
+    contacts = Contact._meta.db_table
     stats, daily = ContactStats._meta.db_table, DailyEventCount._meta.db_table
     channel = (
         "left(COALESCE("
@@ -243,10 +244,10 @@ def _fold_postgresql(workspace: Workspace, event_ids: list[int]) -> None:
     )
     sql = f"""
         WITH done AS MATERIALIZED (
-            SELECT e.id, e.contact_id, e.type, e.event, e.timestamp, {channel} AS channel
-            FROM unnest(%(ids)b::bigint[]) AS ids(id) JOIN {events} e ON e.id = ids.id
-            WHERE e.workspace_id = %(ws)s AND e.status = %(processed)s
-              AND e.contact_id IS NOT NULL
+            SELECT e.id, r.contact_id, e.type, e.event, e.timestamp, {channel} AS channel
+            FROM unnest(%(ids)b::bigint[]) AS ids(id)
+            JOIN {resolved} r ON r.event_id = ids.id JOIN {events} e ON e.id = ids.id
+            WHERE e.workspace_id = %(ws)s AND r.contact_id IS NOT NULL
         ), seen AS (
             UPDATE {contacts} c
                SET first_seen_at = LEAST(c.first_seen_at, s.first_seen),
@@ -279,7 +280,6 @@ def _fold_postgresql(workspace: Workspace, event_ids: list[int]) -> None:
     params = {
         "ids": event_ids,
         "ws": workspace.pk,
-        "processed": EventStatus.PROCESSED,
         "tz": workspace.timezone,
         "track": MessageType.TRACK,
         "counted": [str(t.value) for t in COUNTED_TYPES],
@@ -293,7 +293,7 @@ def add_processed(workspace: Workspace, events: Iterable[tuple[int, Event]]) -> 
     """Fold events that have just moved to `processed` into their contacts' rows, with two
     set-based upserts: daily counts are added (`count + excluded.count`), and a contact's
     last event and channel move forward only if the new event is later (or as late and
-    newer, as `recompute` orders them). Each event is processed exactly once (its status
+    newer, as `recompute` orders them). Each event is processed exactly once (its resolution
     changes in the same transaction), so this never double counts; `recompute` gives the
     same rows (tests/tracking/test_aggregates.py proves it)."""
     tz = zoneinfo.ZoneInfo(workspace.timezone)
@@ -397,14 +397,12 @@ def _recompute_chunk(workspace: Workspace, ids: list[int]) -> None:
     ids = list(Contact.objects.filter(workspace=workspace, pk__in=ids).values_list("pk", flat=True))
     if not ids:
         return
-    events = Event.objects.filter(
-        workspace=workspace, contact_id__in=ids, status=EventStatus.PROCESSED
-    )
+    events = Event.objects.filter(workspace=workspace, resolution__contact_id__in=ids)
     last_event = dict(
-        events.values("contact_id")
+        events.values("resolution__contact_id")
         .annotate(last=Max("timestamp"))
         .order_by()
-        .values_list("contact_id", "last")
+        .values_list("resolution__contact_id", "last")
     )
     orders = {
         cid: (n, spend, last)
@@ -417,8 +415,8 @@ def _recompute_chunk(workspace: Workspace, ids: list[int]) -> None:
         .values_list("contact_id", "n", "spend", "last")
     }
     latest_context = Subquery(
-        Event.objects.filter(contact_id=OuterRef("pk"), status=EventStatus.PROCESSED)
-        .order_by("-timestamp", "-id")
+        Event.objects.filter(resolution__contact_id=OuterRef("pk"))
+        .order_by("-resolution__timestamp", "-id")
         .values("context")[:1],
         output_field=JSONField(),
     )
@@ -466,10 +464,10 @@ def _recompute_chunk(workspace: Workspace, ids: list[int]) -> None:
     daily = (
         events.filter(type__in=COUNTED_TYPES)
         .annotate(d=TruncDate("timestamp", tzinfo=tz), ev_name=name)
-        .values("contact_id", "d", "ev_name")
+        .values("resolution__contact_id", "d", "ev_name")
         .annotate(n=Count("id"))
         .order_by()
-        .values_list("contact_id", "d", "ev_name", "n")
+        .values_list("resolution__contact_id", "d", "ev_name", "n")
     )
     DailyEventCount.objects.filter(workspace=workspace, contact_id__in=ids).delete()
     DailyEventCount.objects.bulk_create(

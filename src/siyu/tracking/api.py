@@ -4,6 +4,7 @@ paged). Phones and emails inside events come back masked, like everywhere else."
 import datetime
 from typing import Any
 
+from django.db.models import F
 from django.http import HttpRequest
 from ninja import Router, Schema
 
@@ -51,8 +52,14 @@ def contact_events(request: HttpRequest, contact_id: int, cursor: str = "", limi
     workspace, actor = allowed(request, "contacts.view")
     contact = get_contact_for(workspace, actor, contact_id)
     limit = max(1, min(limit, 200))
-    qs = Event.objects.filter(workspace=workspace, contact=contact)
-    rows, next_cursor = newest_first_page(qs, "timestamp", cursor, limit)
+    # Paged by the resolution's copy of the event time: the (contact, timestamp) index of the
+    # resolutions serves the order. Equal to the event's own, so cursors are unchanged.
+    qs = (
+        Event.objects.filter(workspace=workspace)
+        .of_contact(contact.pk)
+        .annotate(resolved_time=F("resolution__timestamp"))
+    )
+    rows, next_cursor = newest_first_page(qs, "resolved_time", cursor, limit)
     items = [
         {
             "id": e.pk,

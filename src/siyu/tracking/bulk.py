@@ -12,9 +12,10 @@ if each were written at once; then it writes the net result:
 - changed contacts with one bulk UPDATE, merged-away contacts' rows moved with a few
   statements for all merges (contacts.actions.merge.move_owned_rows) and then deleted,
 - identities, timeline and audit rows with one INSERT each,
-- orders (orders.py, per order event), then the events' contacts, notes and status with
-  `UPDATE … FROM (VALUES …)`. The caller then folds the batch's seen times and aggregates
-  (aggregates.fold_processed) and recomputes the contacts merges and orders touched."""
+- orders (orders.py, per order event), then the events' resolutions (contact and notes),
+  recorded as they leave the queue (queue.resolve). The caller then folds the batch's seen
+  times and aggregates (aggregates.fold_processed) and recomputes the contacts merges and
+  orders touched."""
 
 import datetime
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from siyu.contacts.actions.merge import fill_from, move_owned_rows
 from siyu.contacts.models import PII_KINDS, Contact, Identity, TimelineEntry
 from siyu.core import crypto, sqlbulk
 from siyu.core.models import AuditLog
-from siyu.tracking.models import Event, EventStatus
+from siyu.tracking import queue
 from siyu.tracking.orders import ORDER_COMPLETED, apply_order_event, orders_from_events
 
 if TYPE_CHECKING:
@@ -268,9 +269,10 @@ def write(plan: Plan, batch: "_Batch") -> None:
             for kinds, other in p.conflicts
         ]
         notes += order_errors.get(id(p), [])
-        rows.append((p.event.pk, cid(ref), "\n".join(notes)))
-    rows += [(event_id, cid(ref), "") for event_id, ref, _ in plan.attached]
-    mark_processed(rows, now)  # seen times and aggregates: aggregates.fold_processed, next
+        rows.append((p.event.pk, cid(ref), "\n".join(notes), p.event.timestamp))
+    rows += [(event_id, cid(ref), "", ts) for event_id, ref, ts in plan.attached]
+    # seen times and aggregates: aggregates.fold_processed, next
+    queue.resolve(workspace.pk, rows, now)
 
 
 def _with_ids(data: dict, cid) -> dict:
@@ -290,22 +292,6 @@ def save_contacts(contacts: list[Contact]) -> None:
         SAVED_COLUMNS,
         [tuple(getattr(c, "pk" if n == "id" else n) for n in names) for c in contacts],
         ", ".join(f"{name} = v.{name}" for name in names[1:]),
-    )
-
-
-def mark_processed(
-    rows: list[tuple[int, int | None, str]], now: datetime.datetime | None = None
-) -> None:
-    """Events (id, contact id, notes) move to `processed`: on PostgreSQL in one statement for
-    the whole batch (per chunk of 2,000, each statement hashed the event table again when
-    its statistics lagged the batch), on SQLite per 2,000."""
-    sqlbulk.update_from_values(
-        Event._meta.db_table,
-        [("id", "int"), ("contact_id", "int"), ("error", "text")],
-        rows,
-        "contact_id = v.contact_id, error = v.error, status = %s, processed_at = %s",
-        extra_params=[EventStatus.PROCESSED, now or timezone.now()],
-        pg_chunk=len(rows),
     )
 
 

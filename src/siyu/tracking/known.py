@@ -2,10 +2,10 @@
 
 Most of a live stream is track, page and screen calls from users and devices the pool
 already holds. Such an event needs no decision: its contact is the one contact that holds
-its userId and anonymousId, and nothing about contacts changes. One UPDATE … FROM joins a
-batch's events to the identities that hold them, stores the contact and marks them
-processed; the seen times and aggregates of the whole batch are folded in afterwards by one
-statement (aggregates.fold_processed).
+its userId and anonymousId, and nothing about contacts changes. One statement joins a
+batch's events to the identities that hold them, records their resolutions and takes them
+off the queue (queue.py); the seen times and aggregates of the whole batch are folded in
+afterwards by one statement (aggregates.fold_processed).
 
 An event qualifies when it is a track (not an order event), page or screen; has no
 `context.traits` to apply; carries a userId and/or an anonymousId without surrounding
@@ -27,7 +27,7 @@ from django.db import connection
 
 from siyu.contacts.models import Identity, IdentityKind
 from siyu.core import sqlbulk
-from siyu.tracking.models import Event, EventStatus, MessageType
+from siyu.tracking.models import Event, MessageType, QueuedEvent, ResolvedEvent
 from siyu.tracking.orders import ORDER_EVENTS
 
 PLANNED_ON = (Identity,)
@@ -64,12 +64,13 @@ def resolve_known(workspace, ids: list[int]) -> tuple[set[int], list[Unresolved]
     if connection.vendor != "postgresql":
         return set(), []
     events, identities = Event._meta.db_table, Identity._meta.db_table
+    resolved, queued = ResolvedEvent._meta.db_table, QueuedEvent._meta.db_table
     now = datetime.datetime.now(datetime.UTC)
     sql = f"""
         WITH batch AS MATERIALIZED (
             SELECT e.id, e.user_id, e.anonymous_id, {PLAIN} AS plain, e.timestamp
             FROM unnest(%(ids)s::bigint[]) AS ids(id) JOIN {events} e ON e.id = ids.id
-            WHERE e.workspace_id = %(ws)s AND e.status = %(pending)s
+            WHERE e.workspace_id = %(ws)s
         ), looked AS MATERIALIZED (
             SELECT b.id, b.user_id, b.anonymous_id, b.plain, b.timestamp,
                    CASE WHEN b.plain
@@ -95,19 +96,21 @@ def resolve_known(workspace, ids: list[int]) -> tuple[set[int], list[Unresolved]
                 LIMIT 1
             ) a ON true
         ), resolved AS (
+            INSERT INTO {resolved} (event_id, workspace_id, contact_id, timestamp, note,
+                                    processed_at)
+            SELECT id, %(ws)s, holder, timestamp, '', %(now)s FROM looked
+             WHERE holder IS NOT NULL
+            RETURNING event_id
+        ), dequeued AS (
             -- runs to completion though nothing reads it (a data-modifying WITH)
-            UPDATE {events} AS e
-               SET contact_id = l.holder, status = %(processed)s, processed_at = %(now)s,
-                   error = ''
-              FROM looked l WHERE l.holder IS NOT NULL AND e.id = l.id
+            DELETE FROM {queued} q USING resolved r
+             WHERE q.workspace_id = %(ws)s AND q.event_id = r.event_id
         )
         SELECT id, user_id, anonymous_id, plain, timestamp FROM looked
          WHERE holder IS NULL ORDER BY id
     """
     params = {
         "ws": workspace.pk,
-        "pending": EventStatus.PENDING,
-        "processed": EventStatus.PROCESSED,
         "ids": ids,
         "types": [MessageType.TRACK, MessageType.PAGE, MessageType.SCREEN],
         "track": MessageType.TRACK,
@@ -120,7 +123,7 @@ def resolve_known(workspace, ids: list[int]) -> tuple[set[int], list[Unresolved]
         refresh_statistics(cursor)
         cursor.execute(sql, params, binary=True)
         rows = cursor.fetchall()
-    # every id given is pending (they were read in this transaction, and the drainer holds
-    # the workspace), so those not returned are the ones resolved
+    # every id given is queued (read from the queue in this transaction, and the drainer
+    # holds the workspace), so those not returned are the ones resolved
     unresolved = {row[0] for row in rows}
     return {i for i in ids if i not in unresolved}, rows

@@ -46,6 +46,9 @@ class MessageType(models.TextChoices):
 
 
 class EventStatus(models.TextChoices):
+    """Where an event stands: `pending` while it waits in the queue (`QueuedEvent`),
+    `processed` once identity resolution has decided its contact (`ResolvedEvent`)."""
+
     PENDING = "pending", _("Pending")
     PROCESSED = "processed", _("Processed")
 
@@ -58,10 +61,21 @@ class EventQuerySet(models.QuerySet):
         (PostgreSQL plans it as well either way)."""
         return self.alias(scope=F("workspace_id") + 0).filter(scope=workspace_id, pk__in=ids)
 
+    def processed(self) -> "EventQuerySet":
+        """Events identity resolution has processed (whatever their contact)."""
+        return self.filter(resolution__isnull=False)
+
+    def of_contact(self, contact_id: int) -> "EventQuerySet":
+        """One contact's events, through the resolution rows' (contact, time) index."""
+        return self.filter(resolution__contact_id=contact_id)
+
 
 class Event(WorkspaceScoped):
-    """One accepted Segment message, stored as received (plus the corrected timestamp).
-    `pending` until identity resolution (resolve.py) attaches it to a contact."""
+    """One accepted Segment message, stored as received (plus the corrected timestamp) and
+    never rewritten: what resolution decides goes into `ResolvedEvent`, and the queue of
+    events waiting for it is `QueuedEvent`. An event table that only grows costs one index
+    entry per event at processing instead of a new version of the whole row in every index
+    (docs/tracking.md, "Storage")."""
 
     # No index of its own: every lookup by workspace has a composite index that starts with
     # it, and a lone workspace index tempts the planner, when statistics lag a burst of
@@ -85,26 +99,6 @@ class Event(WorkspaceScoped):
     original_timestamp = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     received_at = models.DateTimeField()
-    status = models.CharField(
-        max_length=10, choices=EventStatus.choices, default=EventStatus.PENDING
-    )
-    # indexed by event_contact_time (contact first): a second index would only cost writes.
-    # No database constraint: resolution writes every event's contact, and PostgreSQL
-    # checked each one again at commit (a tenth of the processing time); contacts are only
-    # deleted through the ORM, which sets this to NULL first.
-    contact = models.ForeignKey(
-        "contacts.Contact",
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="events",
-        db_index=False,
-        db_constraint=False,
-    )
-    processed_at = models.DateTimeField(null=True, blank=True)
-    # What identity resolution could not use (an invalid phone, an attribute that failed the
-    # schema, ...), one "field: reason" per line; never a clear phone number or email.
-    error = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
 
     objects = EventQuerySet.as_manager()
@@ -114,21 +108,117 @@ class Event(WorkspaceScoped):
             models.UniqueConstraint(fields=["workspace", "message_id"], name="event_message_unique")
         ]
         indexes = [
-            # the processor takes pending events of a workspace in arrival order; a processed
-            # event leaves the index (one index write less when it is resolved)
-            models.Index(
-                fields=["workspace", "id"],
-                condition=models.Q(status="pending"),
-                name="event_ws_pending",
-            ),
-            # the per-contact event list, newest first
-            models.Index(fields=["contact", "-timestamp"], name="event_contact_time"),
             # segments with event property filters: one event name in a time window
             models.Index(fields=["workspace", "event", "timestamp"], name="event_ws_name_time"),
         ]
 
     def __str__(self) -> str:
         return f"{self.type} {self.event or ''} {self.message_id}".strip()
+
+    # What resolution decided, read from the related rows (list views select `resolution`
+    # with the events). Read-only: resolution writes ResolvedEvent and QueuedEvent rows.
+    def _resolved(self) -> "ResolvedEvent | None":
+        try:
+            return self.resolution
+        except ResolvedEvent.DoesNotExist:
+            return None
+
+    @property
+    def status(self) -> str:
+        return EventStatus.PENDING if self._resolved() is None else EventStatus.PROCESSED
+
+    @property
+    def contact_id(self) -> int | None:
+        resolved = self._resolved()
+        return None if resolved is None else resolved.contact_id
+
+    @property
+    def contact(self):
+        resolved = self._resolved()
+        return None if resolved is None else resolved.contact
+
+    @property
+    def note(self) -> str:
+        """What resolution noted (`ResolvedEvent.note`), or why it failed while the event
+        waits in the queue (`QueuedEvent.error`)."""
+        resolved = self._resolved()
+        if resolved is not None:
+            return resolved.note
+        queued = QueuedEvent.objects.filter(workspace_id=self.workspace_id, event_id=self.pk)
+        return queued.values_list("error", flat=True).first() or ""
+
+
+class QueuedEvent(models.Model):
+    """An accepted event waiting for identity resolution, in the same transaction as the
+    event: the resolver takes a workspace's queue in event-id order and deletes the rows of
+    each batch it processes. `error` says why an event failed and stays queued (it is
+    retried by the next run and shows in the ingestion lag)."""
+
+    # the primary key is the only index: (workspace, event id) is the resolver's read order
+    pk = models.CompositePrimaryKey("workspace_id", "event_id")
+    workspace = models.ForeignKey(
+        "core.Workspace",
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
+    )
+    event = models.ForeignKey(
+        Event, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
+    error = models.TextField(blank=True, default="")
+
+    def __str__(self) -> str:
+        return f"queued event {self.event_id}"
+
+
+class ResolvedEvent(models.Model):
+    """What identity resolution decided for one event: its contact (none when the event had
+    no usable identifier) and its notes, one row per processed event. A merge moves these
+    rows to the survivor. The event's time is kept here too, so that a contact's events are
+    read newest first from this table's index alone."""
+
+    event = models.OneToOneField(
+        Event,
+        primary_key=True,
+        on_delete=models.CASCADE,
+        related_name="resolution",
+        db_constraint=False,
+    )
+    workspace = models.ForeignKey(
+        "core.Workspace",
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
+    )
+    # indexed by resolved_contact_time (contact first). No database constraint: a batch
+    # writes every event's contact at once, and contacts are only deleted through the ORM,
+    # which sets this to NULL first.
+    contact = models.ForeignKey(
+        "contacts.Contact",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="resolved_events",
+        db_index=False,
+        db_constraint=False,
+    )
+    timestamp = models.DateTimeField()
+    # What identity resolution could not use (an invalid phone, an attribute that failed the
+    # schema, an identity conflict, ...), one "field: reason" per line; never a clear phone
+    # number or email.
+    note = models.TextField(blank=True, default="")
+    processed_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            # a contact's events, newest first
+            models.Index(fields=["contact", "-timestamp"], name="resolved_contact_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"event {self.event_id} -> contact {self.contact_id}"
 
 
 class IngestState(WorkspaceScoped):

@@ -11,7 +11,7 @@ from django.db import connection
 from django.db.models import Case, JSONField, Q, When
 
 from siyu.core import sqlbulk
-from siyu.tracking.models import Event, EventStatus, MessageType
+from siyu.tracking.models import Event, MessageType
 from siyu.tracking.orders import ORDER_EVENTS
 
 COLUMNS = (
@@ -48,19 +48,10 @@ class PendingEvent:
         return self.id
 
 
-def pending_ids(workspace_id: int, after_id: int, limit: int) -> list[int]:
-    """The ids of the next `limit` pending events of the workspace after `after_id`: the
-    next batch. Later statements name these ids (primary-key lookups), so their plans never
-    depend on how fresh the table statistics are."""
-    return list(
-        Event.objects.filter(workspace_id=workspace_id, status=EventStatus.PENDING, id__gt=after_id)
-        .order_by("id")
-        .values_list("id", flat=True)[:limit]
-    )
-
-
 def read_pending(workspace_id: int, ids: list[int]) -> list[PendingEvent]:
-    """These events, if still pending, in id order."""
+    """These events of the workspace (queued ones: the resolver's batch), in id order. Later
+    statements name events by id (primary-key lookups), so their plans never depend on how
+    fresh the table statistics are."""
     if not ids:
         return []
     if connection.vendor == "postgresql":
@@ -68,7 +59,6 @@ def read_pending(workspace_id: int, ids: list[int]) -> list[PendingEvent]:
     order_event = Q(type=MessageType.TRACK, event__in=sorted(ORDER_EVENTS))
     rows = (
         Event.objects.among(workspace_id, ids)
-        .filter(status=EventStatus.PENDING)
         .order_by("id")
         .annotate(
             props=Case(When(order_event, then="properties"), output_field=JSONField()),
@@ -97,9 +87,9 @@ def _read_postgresql(workspace_id: int, ids: list[int]) -> list[PendingEvent]:
         "CASE WHEN jsonb_typeof(context -> 'campaign' -> 'source') = 'string' "
         "THEN context -> 'campaign' ->> 'source' END, timestamp "
         f"FROM unnest(%b::bigint[]) AS ids(id) JOIN {table} e ON e.id = ids.id "
-        "WHERE workspace_id = %s AND status = %s ORDER BY e.id"
+        "WHERE workspace_id = %s ORDER BY e.id"
     )
-    params = [sorted(ORDER_EVENTS), ids, workspace_id, EventStatus.PENDING]
+    params = [sorted(ORDER_EVENTS), ids, workspace_id]
     with sqlbulk.pg_cursor() as cursor:
         cursor.execute(sql, params, binary=True)
         rows = cursor.fetchall()

@@ -23,7 +23,7 @@ from django.utils import timezone
 from siyu.core import sqlbulk
 from siyu.core.errors import ValidationError
 from siyu.core.models import Workspace
-from siyu.tracking.models import Event, EventStatus, MessageType, Product
+from siyu.tracking.models import Event, MessageType, Product, ResolvedEvent
 from siyu.tracking.orders import ORDER_COMPLETED, _text, parse_money
 
 log = logging.getLogger(__name__)
@@ -155,19 +155,16 @@ def _read(workspace: Workspace, ids: list[int]) -> list[tuple[int, str, Any, dat
     if connection.vendor != "postgresql":
         return list(
             Event.objects.among(workspace.pk, ids)
-            .filter(
-                status=EventStatus.PROCESSED,
-                type=MessageType.TRACK,
-                event__in=names,
-            )
+            .filter(resolution__isnull=False, type=MessageType.TRACK, event__in=names)
             .values_list("id", "event", "properties", "timestamp")
         )
     sql = (
         "SELECT e.id, e.event, e.properties, e.timestamp "
         f"FROM unnest(%b::bigint[]) AS ids(id) JOIN {Event._meta.db_table} e ON e.id = ids.id "
-        "WHERE e.workspace_id = %s AND e.status = %s AND e.type = %s AND e.event = ANY(%s)"
+        "WHERE e.workspace_id = %s AND e.type = %s AND e.event = ANY(%s) AND EXISTS "
+        f"(SELECT 1 FROM {ResolvedEvent._meta.db_table} r WHERE r.event_id = e.id)"
     )
-    params = [ids, workspace.pk, EventStatus.PROCESSED, MessageType.TRACK, names]
+    params = [ids, workspace.pk, MessageType.TRACK, names]
     with sqlbulk.pg_cursor() as cursor:
         cursor.execute(sql, params, binary=True)
         return cursor.fetchall()

@@ -18,8 +18,8 @@ from siyu.tracking.models import (
     ContactStats,
     DailyEventCount,
     Event,
-    EventStatus,
     Product,
+    QueuedEvent,
     WriteKey,
 )
 from siyu.tracking.orders import yuan
@@ -54,8 +54,8 @@ class IngestionLag:
 
 
 def ingestion_lag(workspace: Workspace | None = None) -> IngestionLag:
-    """The lag of one workspace, or of all of them. Each workspace is read through the
-    partial index of its pending events: a count and one row, never a scan of processed
+    """The lag of one workspace, or of all of them. Each workspace is read from its part of
+    the resolution queue: a count and the oldest queued event, never a scan of processed
     events."""
     if workspace is not None:
         workspace_ids = [workspace.pk]
@@ -64,10 +64,11 @@ def ingestion_lag(workspace: Workspace | None = None) -> IngestionLag:
     pending = 0
     oldest: datetime.datetime | None = None
     for workspace_id in workspace_ids:
-        qs = Event.objects.filter(workspace_id=workspace_id, status=EventStatus.PENDING)
-        first = qs.order_by("id").values_list("received_at", flat=True).first()
-        if first is None:
+        qs = QueuedEvent.objects.filter(workspace_id=workspace_id)
+        first_id = qs.order_by("event_id").values_list("event_id", flat=True).first()
+        if first_id is None:
             continue
+        first = Event.objects.filter(pk=first_id).values_list("received_at", flat=True).get()
         pending += qs.count()
         oldest = first if oldest is None else min(oldest, first)
     return IngestionLag(pending=pending, oldest_received_at=oldest)

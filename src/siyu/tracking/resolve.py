@@ -1,10 +1,11 @@
-"""Identity resolution: every pending event of a workspace is resolved to one contact,
+"""Identity resolution: every queued event of a workspace is resolved to one contact,
 creating, completing or merging contacts as its identifiers say, and its traits update the
 contact. The rules (and the conflict rule) are in docs/tracking.md, "Identity resolution".
 
-One drainer per workspace at a time (a lease on its `IngestState` row); events are taken in
-id order, in batches, each batch in one transaction: an event moves pending -> processed in
-the same transaction as its effects, so running twice changes nothing."""
+One drainer per workspace at a time (a lease on its `IngestState` row); events are taken off
+the queue (queue.py) in id order, in batches, each batch in one transaction: an event's
+resolution is recorded and its queue row deleted in the same transaction as its effects, so
+running twice changes nothing."""
 
 import contextlib
 import datetime
@@ -27,11 +28,11 @@ from siyu.core import sqlbulk
 from siyu.core.audit import Actor
 from siyu.core.errors import ValidationError
 from siyu.core.models import Workspace
-from siyu.tracking import aggregates, bulk
+from siyu.tracking import aggregates, bulk, queue
 from siyu.tracking.known import Unresolved, resolve_known
-from siyu.tracking.models import Event, EventStatus, IngestState, MessageType
+from siyu.tracking.models import Event, IngestState, MessageType, ResolvedEvent
 from siyu.tracking.orders import ORDER_EVENTS
-from siyu.tracking.pending import pending_ids, read_pending
+from siyu.tracking.pending import read_pending
 from siyu.tracking.pii import PII_KEYS, unseal
 from siyu.tracking.products import products_from_batch
 
@@ -90,9 +91,10 @@ GENDERS = {
 
 def move_events_on_merge(workspace: Workspace, mapping: dict[int, int]) -> None:
     """Merge hook (registered in TrackingConfig.ready): the others' events move to their
-    survivors before the others are deleted (Event.contact would otherwise become NULL)."""
+    survivors before the others are deleted (their resolutions' contact would otherwise
+    become NULL)."""
     sqlbulk.update_from_values(
-        Event._meta.db_table,
+        ResolvedEvent._meta.db_table,
         [("other", "int"), ("survivor", "int")],
         sorted(mapping.items()),
         "contact_id = v.survivor",
@@ -138,9 +140,9 @@ def register_processed_hook(fn: ProcessedHook) -> ProcessedHook:
 
 
 def process_pending_events(workspace_id: int, batch_size: int = BATCH_SIZE) -> int:
-    """Drain the workspace's pending events in id order; the number processed. Returns at
-    once if another drainer holds the workspace (that one loops until nothing is pending).
-    An event whose resolution fails unexpectedly stays pending with its `error` (it shows in
+    """Drain the workspace's queued events in id order; the number processed. Returns at
+    once if another drainer holds the workspace (that one loops until nothing is queued).
+    An event whose resolution fails unexpectedly stays queued with its `error` (it shows in
     the ingestion lag and is retried by the next run) and does not stop the others."""
     workspace = Workspace.objects.filter(pk=workspace_id).first()
     if workspace is None:
@@ -162,9 +164,7 @@ def process_pending_events(workspace_id: int, batch_size: int = BATCH_SIZE) -> i
             _release(workspace_id)
         # A task enqueued while we held the lease exited at once: look once more, after
         # releasing, so that its events are not left waiting for the next ingest.
-        if not Event.objects.filter(
-            workspace_id=workspace_id, status=EventStatus.PENDING, id__gt=cursor
-        ).exists():
+        if not queue.has_queued(workspace_id, cursor):
             break
     return processed
 
@@ -227,10 +227,10 @@ def repeats(rows: list[Unresolved]) -> dict[int, Repeated]:
 def _process_batch(
     workspace: Workspace, after_id: int, batch_size: int
 ) -> tuple[int, int, list[int]]:
-    """Resolve the next batch of pending events (id > after_id) in one transaction:
+    """Resolve the next batch of queued events (id > after_id) in one transaction:
     (events looked at, the last id, their ids)."""
     with transaction.atomic():
-        ids = pending_ids(workspace.pk, after_id, batch_size)
+        ids = queue.next_ids(workspace.pk, after_id, batch_size)
         if not ids:
             return 0, after_id, []
         with aggregates.deferred() as touched:  # orders and merges: recomputed at the end
@@ -572,7 +572,7 @@ class _Batch:
             except Exception as exc:
                 log.exception("resolving event %s failed", event.pk)
                 text = "\n".join([*p.errors, f"not processed: {exc}"])[:2000]
-                Event.objects.filter(pk=event.pk).update(error=text)
+                queue.note_failure(self.workspace.pk, event.pk, text)
 
     def plan_event(self, p: Parsed) -> None:
         contact_id = self.resolve(p)

@@ -91,9 +91,10 @@ def contact_events(
 ) -> HttpResponse:
     contact = get_contact_for(workspace, actor, contact_id)
     rows = list(
-        Event.objects.filter(workspace=workspace, contact=contact)
+        Event.objects.filter(workspace=workspace)
+        .of_contact(contact.pk)  # newest first through the resolutions' (contact, time) index
         .only("id", "type", "event", "properties", "traits", "timestamp")
-        .order_by("-timestamp", "-id")[:EVENTS_SHOWN]
+        .order_by("-resolution__timestamp", "-id")[:EVENTS_SHOWN]
     )
     events = []
     for event in rows:

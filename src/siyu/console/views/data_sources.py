@@ -17,7 +17,7 @@ from siyu.console.access import error_text, workspace_view
 from siyu.console.helpers import render_ws
 from siyu.core.errors import NotFound, SiyuError
 from siyu.tracking import actions, queries
-from siyu.tracking.models import Event, WriteKey
+from siyu.tracking.models import Event, QueuedEvent, WriteKey
 
 TEMPLATE = "console/data/data_sources.html"
 EVENTS_TEMPLATE = "console/data/_events.html"
@@ -40,9 +40,24 @@ def _snippet_context(request, keys: list[WriteKey]) -> dict:
 def _events(workspace, actor):
     qs = Event.objects.filter(workspace=workspace)
     if is_own_only(actor.role):  # agents: only events of their own contacts
-        qs = qs.filter(contact__owner=actor.user) if actor.user else qs.none()
-    rows = list(qs.select_related("contact").order_by("-id")[:LIVE_EVENTS])
+        qs = qs.filter(resolution__contact__owner=actor.user) if actor.user else qs.none()
+    # the resolution (status, contact) comes with the event: no query per row
+    rows = list(qs.select_related("resolution__contact").order_by("-id")[:LIVE_EVENTS])
     for event in rows:
+        event.resolved = getattr(event, "resolution", None)  # None while pending
+    # why a pending event failed is on its queue row, read for the pending ones only
+    pending = [e.pk for e in rows if e.resolved is None]
+    errors = (
+        dict(
+            QueuedEvent.objects.filter(workspace_id=workspace.pk, event_id__in=pending)
+            .exclude(error="")
+            .values_list("event_id", "error")
+        )
+        if pending
+        else {}
+    )
+    for event in rows:
+        event.queue_error = errors.get(event.pk, "")
         # Values of traits and properties are never shown (phones and emails are PII):
         # only their keys.
         event.property_keys = sorted(event.properties) if isinstance(event.properties, dict) else []

@@ -1,0 +1,64 @@
+"""Migration tracking 0012 moves each event's status, contact and note out of the event row:
+pending events into the resolution queue, processed ones into resolutions, and back."""
+
+import datetime
+
+import pytest
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+
+BEFORE = ("tracking", "0011_pending_index_fewer_constraints")
+AFTER = ("tracking", "0012_event_queue_and_resolution")
+WHEN = datetime.datetime(2026, 11, 1, 8, 0, tzinfo=datetime.UTC)
+
+
+def migrate(target):
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate([target])
+    return executor.loader.project_state([target]).apps
+
+
+@pytest.mark.django_db(transaction=True)
+def test_events_split_into_queue_and_resolutions_and_back(cast, make_contact):
+    ws, contact = cast.workspace, make_contact(name="王芳")
+    try:
+        apps = migrate(BEFORE)
+        Event = apps.get_model("tracking", "Event")
+        common = {"workspace_id": ws.pk, "type": "track", "timestamp": WHEN, "received_at": WHEN}
+        waiting = Event.objects.create(message_id="a", status="pending", error="boom", **common)
+        done = Event.objects.create(
+            message_id="b",
+            status="processed",
+            contact_id=contact.pk,
+            error="traits.level: not a number",
+            processed_at=WHEN,
+            **common,
+        )
+        bare = Event.objects.create(message_id="c", status="processed", **common)
+
+        apps = migrate(AFTER)
+        Queued = apps.get_model("tracking", "QueuedEvent")
+        Resolved = apps.get_model("tracking", "ResolvedEvent")
+        assert list(Queued.objects.values_list("workspace_id", "event_id", "error")) == [
+            (ws.pk, waiting.pk, "boom")
+        ]
+        resolved = Resolved.objects.order_by("event_id").values_list(
+            "event_id", "workspace_id", "contact_id", "timestamp", "note"
+        )
+        assert list(resolved) == [
+            (done.pk, ws.pk, contact.pk, WHEN, "traits.level: not a number"),
+            (bare.pk, ws.pk, None, WHEN, ""),
+        ]
+        assert Resolved.objects.get(event_id=done.pk).processed_at == WHEN
+
+        apps = migrate(BEFORE)
+        Event = apps.get_model("tracking", "Event")
+        rows = Event.objects.order_by("id").values_list("status", "contact_id", "error")
+        assert list(rows) == [
+            ("pending", None, "boom"),
+            ("processed", contact.pk, "traits.level: not a number"),
+            ("processed", None, ""),
+        ]
+    finally:
+        migrate(AFTER)
