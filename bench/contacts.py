@@ -74,6 +74,8 @@ def delete_workspace(ws) -> None:
         "tracking.OrderItem",
         "tracking.OrderRefund",
         "tracking.Order",
+        "tracking.ResolvedEvent",
+        "tracking.QueuedEvent",
         "tracking.Event",
         "tracking.Product",
         "tracking.IngestState",

@@ -323,3 +323,24 @@ def test_an_event_that_fails_stays_pending_and_the_others_go_on(cast, send, monk
     bad.refresh_from_db()
     assert bad.status == "processed" and bad.contact.name == "boom"
 
+
+def test_a_database_error_inside_the_batch_write_falls_back_event_by_event(cast):
+    """The batch's writes are sent without waiting (pipeline mode on PostgreSQL): an error
+    the database reports late still fails the batch as a whole, and the events are then
+    written one by one, the bad one staying queued with the reason."""
+    from django.utils import timezone
+
+    from tests.helpers import pending_event
+
+    ws = cast.workspace
+    now = timezone.now()
+    common = {"type": "track", "event": "E", "timestamp": now, "received_at": now}
+    events = [pending_event(ws, message_id=f"m{i}", user_id=f"u-{i}", **common) for i in range(3)]
+    # as if another drainer had recorded the second one already: its resolution is a duplicate
+    ResolvedEvent.objects.create(event=events[1], workspace=ws, timestamp=now, processed_at=now)
+    assert process_pending_events(ws.pk) == 3  # looked at
+    resolved = ResolvedEvent.objects.exclude(event=events[1])
+    assert sorted(resolved.values_list("event_id", flat=True)) == [events[0].pk, events[2].pk]
+    assert all(r.contact_id for r in resolved)
+    queued = QueuedEvent.objects.get()
+    assert queued.event_id == events[1].pk and "not processed" in queued.error

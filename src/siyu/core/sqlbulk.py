@@ -89,6 +89,21 @@ def pg_cursor():
 
 
 @contextlib.contextmanager
+def pipelined():
+    """PostgreSQL: statements are sent without waiting for each one's result (psycopg's
+    pipeline mode), so that Python builds the next statement while the server runs the last
+    one; reading a result waits for everything sent before it. An error surfaces at the next
+    read or when the block ends, so wrap only work that fails as a whole. Elsewhere, nothing
+    changes."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    connection.ensure_connection()
+    with connection.connection.pipeline():
+        yield
+
+
+@contextlib.contextmanager
 def _cursor():
     """pg_cursor on PostgreSQL, Django's cursor on SQLite."""
     manager = pg_cursor() if connection.vendor == "postgresql" else connection.cursor()

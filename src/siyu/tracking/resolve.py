@@ -533,7 +533,10 @@ class _Batch:
                 self.late = len(late)
                 for event in read_pending(self.workspace.pk, late):
                     self.plan_event(parse_event(event))
-                bulk.write(self.plan, self)
+                # the writes are sent as they are built: the server runs each while Python
+                # builds the next (any error fails the batch, which is then written one by one)
+                with sqlbulk.pipelined():
+                    bulk.write(self.plan, self)
         except Exception:
             log.exception("resolving %d events together failed; one by one", len(events))
             if repeated:
