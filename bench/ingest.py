@@ -12,7 +12,9 @@
    merged, orders, aggregates). Processed events/s = events / wall time.
 3. **Raw insert baseline.** The same rows, as stored, inserted into a copy of the event
    table with the same indexes: COPY on PostgreSQL, one executemany in one transaction on
-   SQLite. The processed rate is reported as a ratio of this.
+   SQLite. The processed rate is reported as a ratio of this (the target's yardstick). The
+   same again with each event's row in a copy of the resolution queue, which the collection
+   API writes with it, is reported too (`raw_insert_with_queue_per_s`).
 
 The message stream is fixed by --seed: members with one or two devices (the anonymousId
 always sent, the userId when logged in, as analytics.js does) and as many visitors who never
@@ -180,63 +182,78 @@ def delete_previous(slug: str) -> None:
                 cursor.execute("VACUUM")
 
 
-def raw_insert_rate(workspace_id: int) -> float:
-    """The events as stored, inserted again into a copy of the table (same indexes)."""
+def _clone(cursor, table: str, clone: str) -> None:
+    """An empty copy of `table` with the same indexes."""
+    from django.db import connection
+
+    cursor.execute(f"DROP TABLE IF EXISTS {clone}")
+    if connection.vendor == "postgresql":
+        cursor.execute(f"CREATE TABLE {clone} (LIKE {table} INCLUDING ALL)")
+        return
+    cursor.execute("SELECT sql FROM sqlite_master WHERE tbl_name = %s AND sql IS NOT NULL", [table])
+    for (sql,) in cursor.fetchall():
+        cursor.execute(
+            sql.replace(f'"{table}"', f'"{clone}"').replace('INDEX "', f'INDEX "{clone}_')
+        )
+
+
+def raw_insert_rate(workspace_id: int, queued: bool = False) -> float:
+    """The events as stored, inserted again into a copy of the table (same indexes); with
+    `queued`, each with its row in a copy of the resolution queue too, as the collection API
+    stores them."""
     from django.db import connection, transaction
 
-    from siyu.tracking.models import Event
+    from siyu.tracking.models import Event, QueuedEvent
 
     fields = [f for f in Event._meta.concrete_fields if f.column != "id"]
     columns = [f.column for f in fields]
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT {', '.join(columns)} FROM {Event._meta.db_table} WHERE workspace_id = %s",
+            f"SELECT id, {', '.join(columns)} FROM {Event._meta.db_table} WHERE workspace_id = %s",
             [workspace_id],
         )
         rows = cursor.fetchall()
+    queue = [(workspace_id, row[0], "") for row in rows]
+    rows = [row[1:] for row in rows]
     json_columns = {f.column for f in fields if f.get_internal_type() == "JSONField"}
     with connection.cursor() as cursor:
-        cursor.execute("DROP TABLE IF EXISTS bench_raw_event")
+        _clone(cursor, Event._meta.db_table, "bench_raw_event")
+        _clone(cursor, QueuedEvent._meta.db_table, "bench_raw_queue")
     if connection.vendor == "postgresql":
         index = [columns.index(c) for c in json_columns]
         rows = [
             tuple(json.dumps(v) if i in index else v for i, v in enumerate(row)) for row in rows
         ]
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"CREATE TABLE bench_raw_event (LIKE {Event._meta.db_table} INCLUDING ALL)"
-            )
         started = time.perf_counter()
         with transaction.atomic(), connection.cursor() as cursor:
-            with cursor.connection.cursor().copy(
-                f"COPY bench_raw_event ({', '.join(columns)}) FROM STDIN"
-            ) as copy:
+            pg = cursor.connection.cursor()
+            with pg.copy(f"COPY bench_raw_event ({', '.join(columns)}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
+            if queued:
+                with pg.copy(
+                    "COPY bench_raw_queue (workspace_id, event_id, error) FROM STDIN"
+                ) as copy:
+                    for row in queue:
+                        copy.write_row(row)
         elapsed = time.perf_counter() - started
     else:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT sql FROM sqlite_master WHERE tbl_name = %s AND sql IS NOT NULL",
-                [Event._meta.db_table],
-            )
-            ddl = [
-                sql.replace(f'"{Event._meta.db_table}"', '"bench_raw_event"').replace(
-                    'INDEX "', 'INDEX "bench_raw_'
-                )
-                for (sql,) in cursor.fetchall()
-            ]
-            for statement in ddl:
-                cursor.execute(statement)
         marks = ", ".join(["%s"] * len(columns))
         started = time.perf_counter()
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.executemany(
                 f"INSERT INTO bench_raw_event ({', '.join(columns)}) VALUES ({marks})", rows
             )
+            if queued:
+                cursor.executemany(
+                    "INSERT INTO bench_raw_queue (workspace_id, event_id, error) "
+                    "VALUES (%s, %s, %s)",
+                    queue,
+                )
         elapsed = time.perf_counter() - started
     with connection.cursor() as cursor:
         cursor.execute("DROP TABLE bench_raw_event")
+        cursor.execute("DROP TABLE bench_raw_queue")
     return len(rows) / elapsed
 
 
@@ -344,6 +361,12 @@ def main() -> None:
     raw_per_s = raw_insert_rate(ws.pk)
     ratio = processed_per_s / raw_per_s
     print(f"raw insert of the same rows: {raw_per_s:,.0f}/s; processed/raw = {ratio:.2f}")
+    checkpoint()
+    stored_per_s = raw_insert_rate(ws.pk, queued=True)
+    print(
+        f"raw insert with their queue rows: {stored_per_s:,.0f}/s;"
+        f" processed/that = {processed_per_s / stored_per_s:.2f}"
+    )
     contacts = Contact.objects.filter(workspace=ws).count()
     orders = Order.objects.filter(workspace=ws).count()
     errors = ResolvedEvent.objects.filter(workspace=ws).exclude(note="").count()
@@ -356,6 +379,7 @@ def main() -> None:
         "accepted_events_per_s": round(accepted_per_s),
         "processed_events_per_s": round(processed_per_s),
         "raw_insert_per_s": round(raw_per_s),
+        "raw_insert_with_queue_per_s": round(stored_per_s),
         "processed_vs_raw": round(ratio, 3),
         "process_python_cpu_s": round(python_cpu_s, 1),
         "contacts": contacts,
