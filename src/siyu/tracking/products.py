@@ -155,7 +155,8 @@ def _read(workspace: Workspace, ids: list[int]) -> list[tuple[int, str, Any, dat
     if connection.vendor != "postgresql":
         return list(
             Event.objects.among(workspace.pk, ids)
-            .filter(resolution__isnull=False, type=MessageType.TRACK, event__in=names)
+            .processed()
+            .filter(type=MessageType.TRACK, event__in=names)
             .values_list("id", "event", "properties", "timestamp")
         )
     sql = (
