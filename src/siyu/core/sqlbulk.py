@@ -235,9 +235,9 @@ def insert_rows(model, objs: list, *, ignore_conflicts: bool = False, then: str 
     """Insert unsaved model instances and set their primary keys, like `bulk_create`; on
     PostgreSQL with one `INSERT … SELECT … FROM unnest(…) RETURNING id` per chunk. With
     `ignore_conflicts`, rows that break a unique constraint are skipped (`ON CONFLICT DO
-    NOTHING`) and no primary keys are set; `then` (PostgreSQL only) is a statement run in
-    the same statement over the rows actually inserted, which it reads as `inserted` (every
-    column and the id)."""
+    NOTHING`) and no primary keys are set. `then` (PostgreSQL only) is a statement run, in
+    the same statement, over the rows actually inserted, which it reads as `inserted` (every
+    column and the id); no primary keys are set then either."""
     if not objs:
         return
     if connection.vendor != "postgresql":
@@ -252,12 +252,13 @@ def insert_rows(model, objs: list, *, ignore_conflicts: bool = False, then: str 
             rows = [[_db_value(f, k, o) for f, k in kinds] for o in chunk]
             source, params = _source(columns, rows)
             sql = statement.replace("{rows}", source)
-            if ignore_conflicts and then:
-                sql = f"WITH inserted AS ({sql} ON CONFLICT DO NOTHING RETURNING *) {then}"
-                cursor.execute(sql, params)
+            if ignore_conflicts:
+                sql += " ON CONFLICT DO NOTHING"
+            if then:
+                cursor.execute(f"WITH inserted AS ({sql} RETURNING *) {then}", params)
                 continue
             if ignore_conflicts:
-                cursor.execute(sql + " ON CONFLICT DO NOTHING", params)
+                cursor.execute(sql, params)
                 continue
             cursor.execute(sql + " RETURNING id", params)
             for obj, (pk,) in zip(chunk, cursor.fetchall(), strict=True):
