@@ -160,21 +160,27 @@ def one_by_one_in_the_other_workspace(cast, monkeypatch):
 
     def resolve_known(workspace, ids):
         if workspace.pk == cast.outsider_workspace.pk:
-            return set(), []  # one by one, in id order: every event through the planner
-        resolved, unresolved = real_known(workspace, ids)
-        known.append(len(resolved))
-        return resolved, unresolved
+            # one by one, in id order: every event through the planner
+            return lambda: (set(), [])
+        fetch = real_known(workspace, ids)
+
+        def result():
+            resolved, unresolved = fetch()
+            known.append(len(resolved))
+            return resolved, unresolved
+
+        return result
 
     def repeats(rows):
         found = real_repeats(rows)
         known.repeated += len(found)
         return found
 
-    def run(self, events, repeated=None):
+    def run(self, parsed, repeated=None):
         if self.workspace.pk == cast.outsider_workspace.pk:
-            real_one_by_one(self, events)
+            real_one_by_one(self, [p.event for p in parsed])
             return
-        real_run(self, events, repeated)
+        real_run(self, parsed, repeated)
         known.attached += len(self.plan.attached)
         known.late += self.late
 

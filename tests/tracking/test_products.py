@@ -367,9 +367,14 @@ def test_events_of_known_people_count_too(cast, send, monkeypatch):
     real = resolve.resolve_known
 
     def resolve_known(ws, ids):
-        resolved, unresolved = real(ws, ids)
-        known.append(resolved)
-        return resolved, unresolved
+        fetch = real(ws, ids)
+
+        def result():
+            resolved, unresolved = fetch()
+            known.append(resolved)
+            return resolved, unresolved
+
+        return result
 
     monkeypatch.setattr(resolve, "resolve_known", resolve_known)
     send(

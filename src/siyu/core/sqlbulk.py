@@ -11,7 +11,7 @@ column names (from model metadata, never from input) are."""
 import contextlib
 import datetime
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from django.db import connection
@@ -103,6 +103,24 @@ def pipelined():
         yield
 
 
+def send(sql: str, params: Any) -> Callable[[], list[tuple]]:
+    """PostgreSQL: run `sql` (on a `pg_cursor`, results in binary) and return a function that
+    returns its rows. Inside `pipelined()` the statement is only sent: the server runs it
+    while Python goes on, and asking for the rows waits for it (and for everything sent
+    before it)."""
+    import psycopg
+
+    connection.ensure_connection()
+    cursor = psycopg.Cursor(connection.connection)
+    cursor.execute(sql, params, binary=True)
+
+    def rows() -> list[tuple]:
+        with cursor:
+            return cursor.fetchall()
+
+    return rows
+
+
 @contextlib.contextmanager
 def _cursor():
     """pg_cursor on PostgreSQL, Django's cursor on SQLite."""
@@ -119,25 +137,45 @@ def _source(columns: Sequence[tuple[str, str]], chunk: Sequence[Sequence[Any]]):
     statement text on every call). SQLite: a `VALUES` list, renamed by a SELECT."""
     casts = _CASTS[connection.vendor]
     if connection.vendor == "postgresql":
-        # %b: arrays sent in binary (several times faster to encode than as text)
-        arrays = ", ".join(f"%b::{'text' if t == 'json' else casts[t]}[]" for _, t in columns)
-        raw = ", ".join(f"c{n}" for n in range(len(columns)))
-        named = ", ".join(
-            f"c{n}::jsonb AS {name}" if t == "json" else f"c{n} AS {name}"
-            for n, (name, t) in enumerate(columns)
-        )
-        # psycopg takes date-times, dates, numbers and text as they are; JSON as text
-        params = [
-            [_adapt(row[n]) for row in chunk] if t == "json" else [row[n] for row in chunk]
-            for n, (_, t) in enumerate(columns)
-        ]
-        return f"(SELECT {named} FROM unnest({arrays}) AS raw({raw}))", params
+        return _unnest(columns, chunk)
     # VALUES names its columns column1, column2, …; the SELECT renames them.
     named = ", ".join(f"column{n} AS {name}" for n, (name, _) in enumerate(columns, 1))
     one = "(" + ", ".join(f"CAST(%s AS {casts[t]})" for _, t in columns) + ")"
     values = ", ".join([one] * len(chunk))
     params = [_adapt(value) for row in chunk for value in row]
     return f"(SELECT {named} FROM (VALUES {values}) AS raw)", params
+
+
+def named_source(
+    columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]], prefix: str
+) -> tuple[str, dict[str, Any]]:
+    """PostgreSQL: `_source` with named placeholders (`%(<prefix>0)b`, …), for a statement
+    whose other parameters are named too. All rows in one derived table."""
+    sql, params = _unnest(columns, rows, prefix)
+    return sql, {f"{prefix}{n}": values for n, values in enumerate(params)}
+
+
+def _unnest(columns: Sequence[tuple[str, str]], chunk: Sequence[Sequence[Any]], prefix=None):
+    """PostgreSQL: the derived table that unnests one array parameter per column, positional
+    (`%b`) or named after `prefix`: (SQL, the arrays)."""
+    casts = _CASTS["postgresql"]
+    # %b: arrays sent in binary (several times faster to encode than as text)
+    marks = ["%b" if prefix is None else f"%({prefix}{n})b" for n in range(len(columns))]
+    arrays = ", ".join(
+        f"{mark}::{'text' if t == 'json' else casts[t]}[]"
+        for mark, (_, t) in zip(marks, columns, strict=True)
+    )
+    raw = ", ".join(f"c{n}" for n in range(len(columns)))
+    named = ", ".join(
+        f"c{n}::jsonb AS {name}" if t == "json" else f"c{n} AS {name}"
+        for n, (name, t) in enumerate(columns)
+    )
+    # psycopg takes date-times, dates, numbers and text as they are; JSON as text
+    params = [
+        [_adapt(row[n]) for row in chunk] if t == "json" else [row[n] for row in chunk]
+        for n, (_, t) in enumerate(columns)
+    ]
+    return f"(SELECT {named} FROM unnest({arrays}) AS raw({raw}))", params
 
 
 def execute_with_rows(

@@ -16,8 +16,9 @@ import contextvars
 import datetime
 import zoneinfo
 from collections.abc import Iterable, Iterator
+from typing import Any
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import (
     Case,
     CharField,
@@ -41,7 +42,6 @@ from siyu.tracking.models import (
     Event,
     MessageType,
     Order,
-    ResolvedEvent,
 )
 
 CHUNK = 500  # contacts per recompute query (well under SQLite's parameter limit)
@@ -167,14 +167,9 @@ def rebuild(workspace: Workspace, chunk: int = CHUNK) -> int:
 def fold_processed(workspace: Workspace, event_ids: list[int]) -> None:
     """Fold the events among these that are processed and have a contact into their
     contacts' rows: seen times widened, daily counts added, the last event and channel moved
-    forward. A resolver batch calls it once for all its events, after they are resolved and
-    before the contacts its merges and orders touched are recomputed (which overwrites those
-    contacts' rows). On PostgreSQL one statement does it all from the event table; on SQLite
-    the events are read back and folded by `add_processed`."""
+    forward. The events are read back and folded by `add_processed`. On PostgreSQL the
+    resolution statements fold instead, in the same statement (`fold_sql`)."""
     if not event_ids:
-        return
-    if connection.vendor == "postgresql":
-        _fold_postgresql(workspace, event_ids)
         return
     rows = []
     for start in range(0, len(event_ids), CHUNK):
@@ -222,71 +217,66 @@ def _channel_sql(path: str) -> str:
     """SQL for one candidate of `last_channel`: the JSON string at `path`, trimmed, or NULL."""
     return (
         f"NULLIF(btrim(CASE WHEN jsonb_typeof({path}) = 'string' THEN {path} #>> '{{}}' END, "
-        "%(blanks)s), '')"
+        "%(fold_blanks)s), '')"
     )
 
 
-def _fold_postgresql(workspace: Workspace, event_ids: list[int]) -> None:
-    events, resolved = Event._meta.db_table, ResolvedEvent._meta.db_table
+def channel_sql(event: str) -> str:
+    """PostgreSQL: SQL for the channel of the event row `event` (`last_channel`'s rules)."""
+    paths = ("-> 'channel'", "-> 'campaign' -> 'source'", "-> 'library' -> 'name'")
+    candidates = ", ".join(_channel_sql(f"{event}.context {path}") for path in paths)
+    return f"left(COALESCE({candidates}, ''), 120)"
+
+
+def fold_sql(source: str) -> str:
+    """PostgreSQL: data-modifying CTEs (for a WITH list; they run to completion though
+    nothing reads them) that fold the resolved events of the CTE `source` into their
+    contacts' rows, as `add_processed` does: seen times widened, daily counts added, the last
+    event and channel moved forward. `source` has the columns id, contact_id (not NULL),
+    type, event, timestamp and channel (`channel_sql`); its parameters are `fold_params`.
+    The resolution statements end with it (known.py, queue.py), so that an event is folded
+    in the statement that records its resolution: exactly once."""
     contacts = Contact._meta.db_table
     stats, daily = ContactStats._meta.db_table, DailyEventCount._meta.db_table
-    channel = (
-        "left(COALESCE("
-        + ", ".join(
-            _channel_sql(path)
-            for path in (
-                "e.context -> 'channel'",
-                "e.context -> 'campaign' -> 'source'",
-                "e.context -> 'library' -> 'name'",
-            )
-        )
-        + ", ''), 120)"
-    )
-    sql = f"""
-        WITH done AS MATERIALIZED (
-            SELECT e.id, r.contact_id, e.type, e.event, e.timestamp, {channel} AS channel
-            FROM unnest(%(ids)b::bigint[]) AS ids(id)
-            JOIN {resolved} r ON r.event_id = ids.id JOIN {events} e ON e.id = ids.id
-            WHERE e.workspace_id = %(ws)s AND r.contact_id IS NOT NULL
-        ), seen AS (
+    return f"""
+        folded_seen AS (
             UPDATE {contacts} c
                SET first_seen_at = LEAST(c.first_seen_at, s.first_seen),
                    last_seen_at = GREATEST(c.last_seen_at, s.last_seen)
               FROM (SELECT contact_id, min(timestamp) AS first_seen, max(timestamp) AS last_seen
-                    FROM done GROUP BY contact_id) s
+                    FROM {source} GROUP BY contact_id) s
              WHERE c.id = s.contact_id
                AND (s.first_seen < c.first_seen_at OR s.last_seen > c.last_seen_at)
-            RETURNING 1
-        ), counted AS (
+        ), folded_counts AS (
             INSERT INTO {daily} (workspace_id, contact_id, day, event, count)
-            SELECT %(ws)s, contact_id, (timestamp AT TIME ZONE %(tz)s)::date AS day,
-                   CASE WHEN type = %(track)s THEN event ELSE type END AS name, count(*)
-              FROM done WHERE type = ANY(%(counted)s)
+            SELECT %(fold_ws)s, contact_id, (timestamp AT TIME ZONE %(fold_tz)s)::date AS day,
+                   CASE WHEN type = %(fold_track)s THEN event ELSE type END AS name, count(*)
+              FROM {source} WHERE type = ANY(%(fold_counted)s)
              GROUP BY contact_id, day, name
              ORDER BY contact_id, day, name
             ON CONFLICT (contact_id, day, event)
                DO UPDATE SET count = {daily}.count + excluded.count
-            RETURNING 1
-        )
-        INSERT INTO {stats} (workspace_id, contact_id, order_count, net_spend_fen, last_channel,
-                             last_event_at)
-        SELECT %(ws)s, contact_id, 0, 0, channel, timestamp
-          FROM (SELECT DISTINCT ON (contact_id) contact_id, channel, timestamp FROM done
-                ORDER BY contact_id, timestamp DESC, id DESC) latest
-        ON CONFLICT (contact_id) DO UPDATE
-           SET last_event_at = excluded.last_event_at, last_channel = excluded.last_channel
-         WHERE {stats}.last_event_at IS NULL OR excluded.last_event_at >= {stats}.last_event_at
-    """
-    params = {
-        "ids": event_ids,
-        "ws": workspace.pk,
-        "tz": workspace.timezone,
-        "track": MessageType.TRACK,
-        "counted": [str(t.value) for t in COUNTED_TYPES],
-        "blanks": CHANNEL_BLANKS,
+        ), folded_latest AS (
+            INSERT INTO {stats} (workspace_id, contact_id, order_count, net_spend_fen,
+                                 last_channel, last_event_at)
+            SELECT %(fold_ws)s, contact_id, 0, 0, channel, timestamp
+              FROM (SELECT DISTINCT ON (contact_id) contact_id, channel, timestamp
+                      FROM {source} ORDER BY contact_id, timestamp DESC, id DESC) latest
+            ON CONFLICT (contact_id) DO UPDATE
+               SET last_event_at = excluded.last_event_at, last_channel = excluded.last_channel
+             WHERE {stats}.last_event_at IS NULL
+                OR excluded.last_event_at >= {stats}.last_event_at
+        )"""
+
+
+def fold_params(workspace: Workspace) -> dict[str, Any]:
+    return {
+        "fold_ws": workspace.pk,
+        "fold_tz": workspace.timezone,
+        "fold_track": MessageType.TRACK,
+        "fold_counted": [str(t.value) for t in COUNTED_TYPES],
+        "fold_blanks": CHANNEL_BLANKS,
     }
-    with sqlbulk.pg_cursor() as cursor:
-        cursor.execute(sql, params)
 
 
 def add_processed(workspace: Workspace, events: Iterable[tuple[int, Event]]) -> None:

@@ -11,11 +11,12 @@ if each were written at once; then it writes the net result:
   never inserted: its identities and events go straight to the survivor),
 - changed contacts with one bulk UPDATE, merged-away contacts' rows moved with a few
   statements for all merges (contacts.actions.merge.move_owned_rows) and then deleted,
-- identities, timeline and audit rows with one INSERT each,
 - orders (orders.py, per order event), then the events' resolutions (contact and notes),
-  recorded as they leave the queue (queue.resolve). The caller then folds the batch's seen
-  times and aggregates (aggregates.fold_processed) and recomputes the contacts merges and
-  orders touched."""
+  recorded as they leave the queue and folded into their contacts' seen times and
+  aggregates (queue.resolve),
+- identities, timeline and audit rows with one INSERT each.
+
+The caller then recomputes the aggregates of the contacts that merges and orders touched."""
 
 import datetime
 from dataclasses import dataclass, field
@@ -92,7 +93,7 @@ class _Replay:
         self.plan, self.batch, self.now = plan, batch, now
         self.workspace = batch.workspace
         # each new contact is first seen and last seen by the events that name it directly
-        # (so that folding the batch's seen times afterwards rewrites none of these rows)
+        # (so that folding the batch's seen times rewrites none of these rows)
         self.own_seen: dict[int, tuple[datetime.datetime, datetime.datetime]] = {}
         timed = [(ref, p.event.timestamp) for p, ref in plan.events]
         for ref, ts in [*timed, *((ref, ts) for _, ref, ts in plan.attached)]:
@@ -204,47 +205,20 @@ def write(plan: Plan, batch: "_Batch") -> None:
     move_owned_rows(workspace, gone)  # identities, tags, consent, timeline, events, orders
     Contact.objects.filter(workspace=workspace, pk__in=sorted(gone)).delete()
 
+    order_errors = _write_orders(workspace, actor, plan, cid)
+    # The resolutions next: recording them folds the batch into its contacts' aggregates,
+    # the longest statement of the batch, which the server runs while Python builds the
+    # identity, timeline and audit rows (the caller writes under sqlbulk.pipelined).
+    queue.resolve(workspace, _resolutions(plan, cid, order_errors), now)
     sqlbulk.insert_plain(
         Identity, [_identity(workspace.pk, cid(ref), i) for ref, i in replay.identities]
     )
-    folded = {t for t in plan.new if t in replay.merged_into}
-    sqlbulk.insert_plain(
-        TimelineEntry,
-        [
-            {
-                "workspace_id": workspace.pk,
-                "contact_id": cid(ref),
-                "kind": kind,
-                "data": _with_ids(data, cid),
-                "actor_label": actor.label,
-                "created_at": now,
-            }
-            for ref, kind, data in replay.timeline
-            if not (kind == "created" and ref in folded)
-        ],
-    )
-    actor_id = actor.user.pk if actor.user else None
-    sqlbulk.insert_plain(
-        AuditLog,
-        [
-            {
-                "workspace_id": workspace.pk,
-                "actor_id": actor_id,
-                "actor_label": actor.label,
-                "action": action,
-                "object_type": "contact",
-                "object_id": str(cid(ref)),
-                "before": before,
-                "after": after,
-                "ip": actor.ip,
-                "created_at": now,
-            }
-            for ref, action, before, after in replay.audits
-            if not (action == "contact.create" and ref in folded)
-        ],
-    )
+    _write_history(replay, batch, cid, now)
 
-    # orders: completions together, then refunds one by one (after their orders exist)
+
+def _write_orders(workspace, actor, plan: Plan, cid) -> dict[int, list[str]]:
+    """The plan's order events: completions together, then refunds one by one (after their
+    orders exist). Returns the notes of each order event, by id() of its Parsed."""
     order_errors: dict[int, list[str]] = {}
     orders_from_events(
         workspace,
@@ -260,7 +234,11 @@ def write(plan: Plan, batch: "_Batch") -> None:
             apply_order_event(
                 workspace, actor, p.event, cid(ref), order_errors.setdefault(id(p), [])
             )
+    return order_errors
 
+
+def _resolutions(plan: Plan, cid, order_errors: dict[int, list[str]]) -> list[queue.Resolution]:
+    """Every event's contact and notes (queue.Resolution)."""
     rows = []
     for p, ref in plan.events:
         notes = [*p.errors]
@@ -271,8 +249,49 @@ def write(plan: Plan, batch: "_Batch") -> None:
         notes += order_errors.get(id(p), [])
         rows.append((p.event.pk, cid(ref), "\n".join(notes), p.event.timestamp))
     rows += [(event_id, cid(ref), "", ts) for event_id, ref, ts in plan.attached]
-    # seen times and aggregates: aggregates.fold_processed, next
-    queue.resolve(workspace.pk, rows, now)
+    return rows
+
+
+def _write_history(replay: _Replay, batch: "_Batch", cid, now: datetime.datetime) -> None:
+    """The batch's timeline and audit rows, but none for a contact it created and merged
+    away (which never existed)."""
+    workspace_id, actor = batch.workspace.pk, batch.actor
+    folded = {t for t in replay.plan.new if t in replay.merged_into}
+    sqlbulk.insert_plain(
+        TimelineEntry,
+        [
+            {
+                "workspace_id": workspace_id,
+                "contact_id": cid(ref),
+                "kind": kind,
+                "data": _with_ids(data, cid),
+                "actor_label": actor.label,
+                "created_at": now,
+            }
+            for ref, kind, data in replay.timeline
+            if not (kind == "created" and ref in folded)
+        ],
+    )
+    actor_id = actor.user.pk if actor.user else None
+    sqlbulk.insert_plain(
+        AuditLog,
+        [
+            {
+                "workspace_id": workspace_id,
+                "actor_id": actor_id,
+                "actor_label": actor.label,
+                "action": action,
+                "object_type": "contact",
+                "object_id": str(cid(ref)),
+                "before": before,
+                "after": after,
+                "ip": actor.ip,
+                "created_at": now,
+            }
+            for ref, action, before, after in replay.audits
+            if not (action == "contact.create" and ref in folded)
+        ],
+    )
 
 
 def _with_ids(data: dict, cid) -> dict:

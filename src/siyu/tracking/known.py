@@ -3,9 +3,9 @@
 Most of a live stream is track, page and screen calls from users and devices the pool
 already holds. Such an event needs no decision: its contact is the one contact that holds
 its userId and anonymousId, and nothing about contacts changes. One statement joins a
-batch's events to the identities that hold them, records their resolutions and takes them
-off the queue (queue.py); the seen times and aggregates of the whole batch are folded in
-afterwards by one statement (aggregates.fold_processed).
+batch's events to the identities that hold them, records their resolutions, takes them
+off the queue (queue.py) and folds them into their contacts' seen times and aggregates
+(aggregates.fold_sql).
 
 An event qualifies when it is a track (not an order event), page or screen; has no
 `context.traits` to apply; carries a userId and/or an anonymousId without surrounding
@@ -22,25 +22,30 @@ them the plain events that repeat an earlier event's ids (resolve.repeats).
 On SQLite the planner does all of it (this pass is PostgreSQL only)."""
 
 import datetime
+from collections.abc import Callable
 
 from django.db import connection
 
 from siyu.contacts.models import Identity, IdentityKind
 from siyu.core import sqlbulk
+from siyu.tracking import aggregates
 from siyu.tracking.models import Event, MessageType, QueuedEvent, ResolvedEvent
 from siyu.tracking.orders import ORDER_EVENTS
 
 PLANNED_ON = (Identity,)
 
 
-def refresh_statistics(cursor) -> None:
-    """ANALYZE the identity table when its statistics are far behind: a burst of ingest grows
-    it faster than autovacuum looks at it (or autovacuum is off). With stale statistics the
-    planner takes it for tiny and filters a workspace's identities once per event:
-    quadratic. Only this table: the event statements name events by primary key, and
-    analysing the contact and aggregate tables inside the batch too made its commit take
-    seconds (measured; the cause is not pinned down)."""
-    sqlbulk.analyze_stale(cursor, [m._meta.db_table for m in PLANNED_ON])
+def refresh_statistics() -> None:
+    """PostgreSQL: ANALYZE the identity table when its statistics are far behind (call it
+    before the pass): a burst of ingest grows it faster than autovacuum looks at it (or
+    autovacuum is off). With stale statistics the planner takes it for tiny and filters a
+    workspace's identities once per event: quadratic. Only this table: the event
+    statements name events by primary key, and analysing the contact and aggregate tables
+    inside the batch too made its commit take seconds (measured; the cause is not pinned
+    down)."""
+    if connection.vendor == "postgresql":
+        with sqlbulk.pg_cursor() as cursor:
+            sqlbulk.analyze_stale(cursor, [m._meta.db_table for m in PLANNED_ON])
 
 
 # The events this pass may take (the module docstring lists the conditions); resolve.is_plain
@@ -51,28 +56,38 @@ PLAIN = """e.type = ANY(%(types)s)
                    OR e.context -> 'traits' = '{}'::jsonb)
               AND (e.user_id <> '' OR e.anonymous_id <> '')
               AND e.user_id = btrim(e.user_id) AND e.anonymous_id = btrim(e.anonymous_id)"""
+PLAIN_PARAMS = {
+    "types": [MessageType.TRACK, MessageType.PAGE, MessageType.SCREEN],
+    "track": MessageType.TRACK,
+    "orders": sorted(ORDER_EVENTS),
+}
 
 
 Unresolved = tuple[int, str, str, bool, datetime.datetime]  # id, userId, anonymousId, plain, time
 
 
-def resolve_known(workspace, ids: list[int]) -> tuple[set[int], list[Unresolved]]:
-    """Resolve the qualifying events among these pending ones. Returns the ids resolved, and
-    (id, userId, anonymousId, whether it is plain, time) of every other one in id order: what the
-    resolver needs to find the plain events that repeat an earlier event's ids
-    (resolve.repeats) without reading their JSON. On SQLite: nothing resolved, no rows."""
+def resolve_known(workspace, ids: list[int]) -> Callable[[], tuple[set[int], list[Unresolved]]]:
+    """Resolve the qualifying events among these pending ones, and fold them into their
+    contacts' aggregates (aggregates.fold_sql). Returns a function that returns the ids
+    resolved, and (id, userId, anonymousId, whether it is plain, time) of every other one in
+    id order: what the resolver needs to find the plain events that repeat an earlier
+    event's ids (resolve.repeats) without reading their JSON. Inside `sqlbulk.pipelined()`
+    the statement is only sent, and that function waits for it. On SQLite: nothing
+    resolved, no rows."""
     if connection.vendor != "postgresql":
-        return set(), []
+        return lambda: (set(), [])
     events, identities = Event._meta.db_table, Identity._meta.db_table
     resolved, queued = ResolvedEvent._meta.db_table, QueuedEvent._meta.db_table
     now = datetime.datetime.now(datetime.UTC)
     sql = f"""
         WITH batch AS MATERIALIZED (
-            SELECT e.id, e.user_id, e.anonymous_id, {PLAIN} AS plain, e.timestamp
+            SELECT e.id, e.user_id, e.anonymous_id, {PLAIN} AS plain, e.timestamp, e.type,
+                   e.event, {aggregates.channel_sql("e")} AS channel
             FROM unnest(%(ids)s::bigint[]) AS ids(id) JOIN {events} e ON e.id = ids.id
             WHERE e.workspace_id = %(ws)s
         ), looked AS MATERIALIZED (
-            SELECT b.id, b.user_id, b.anonymous_id, b.plain, b.timestamp,
+            SELECT b.id, b.user_id, b.anonymous_id, b.plain, b.timestamp, b.type, b.event,
+                   b.channel,
                    CASE WHEN b.plain
                          AND (b.user_id = '' OR u.contact_id IS NOT NULL)
                          AND (b.anonymous_id = '' OR a.contact_id IS NOT NULL)
@@ -105,25 +120,29 @@ def resolve_known(workspace, ids: list[int]) -> tuple[set[int], list[Unresolved]
             -- runs to completion though nothing reads it (a data-modifying WITH)
             DELETE FROM {queued} q USING resolved r
              WHERE q.workspace_id = %(ws)s AND q.event_id = r.event_id
-        )
+        ), attached AS (
+            SELECT id, holder AS contact_id, type, event, timestamp, channel FROM looked
+             WHERE holder IS NOT NULL
+        ), {aggregates.fold_sql("attached")}
         SELECT id, user_id, anonymous_id, plain, timestamp FROM looked
          WHERE holder IS NULL ORDER BY id
     """
     params = {
         "ws": workspace.pk,
         "ids": ids,
-        "types": [MessageType.TRACK, MessageType.PAGE, MessageType.SCREEN],
-        "track": MessageType.TRACK,
-        "orders": sorted(ORDER_EVENTS),
+        **PLAIN_PARAMS,
         "user_kind": IdentityKind.USER_ID,
         "anon_kind": IdentityKind.ANONYMOUS_ID,
         "now": now,
+        **aggregates.fold_params(workspace),
     }
-    with sqlbulk.pg_cursor() as cursor:
-        refresh_statistics(cursor)
-        cursor.execute(sql, params, binary=True)
-        rows = cursor.fetchall()
-    # every id given is queued (read from the queue in this transaction, and the drainer
-    # holds the workspace), so those not returned are the ones resolved
-    unresolved = {row[0] for row in rows}
-    return {i for i in ids if i not in unresolved}, rows
+    fetch = sqlbulk.send(sql, params)
+
+    def result() -> tuple[set[int], list[Unresolved]]:
+        rows = fetch()
+        # every id given is queued (read from the queue in this transaction, and the drainer
+        # holds the workspace), so those not returned are the ones resolved
+        unresolved = {row[0] for row in rows}
+        return {i for i in ids if i not in unresolved}, rows
+
+    return result

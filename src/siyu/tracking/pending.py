@@ -4,6 +4,7 @@ light `PendingEvent` objects. Only what resolution uses is read; `properties` on
 order events that need them, `traits` only for identify."""
 
 import datetime
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +12,7 @@ from django.db import connection
 from django.db.models import Case, JSONField, Q, When
 
 from siyu.core import sqlbulk
+from siyu.tracking.known import PLAIN, PLAIN_PARAMS
 from siyu.tracking.models import Event, MessageType
 from siyu.tracking.orders import ORDER_EVENTS
 
@@ -55,7 +57,7 @@ def read_pending(workspace_id: int, ids: list[int]) -> list[PendingEvent]:
     if not ids:
         return []
     if connection.vendor == "postgresql":
-        return _read_postgresql(workspace_id, ids)
+        return _read_postgresql(workspace_id, ids)()
     order_event = Q(type=MessageType.TRACK, event__in=sorted(ORDER_EVENTS))
     rows = (
         Event.objects.among(workspace_id, ids)
@@ -71,7 +73,20 @@ def read_pending(workspace_id: int, ids: list[int]) -> list[PendingEvent]:
     return [PendingEvent(*row) for row in rows]
 
 
-def _read_postgresql(workspace_id: int, ids: list[int]) -> list[PendingEvent]:
+def read_unplain(workspace_id: int, ids: list[int]) -> Callable[[], list[PendingEvent]]:
+    """PostgreSQL: the events among these that the pass for known people never takes (not
+    plain, known.PLAIN): the planner reads them whatever that pass does, so they are read
+    alongside it. Returns a function that returns them, in id order; inside
+    `sqlbulk.pipelined()` the read is only sent, and that function waits for it. SQLite:
+    none (the planner reads every event after the pass)."""
+    if connection.vendor != "postgresql" or not ids:
+        return lambda: []
+    return _read_postgresql(workspace_id, ids, f"NOT ({PLAIN})")
+
+
+def _read_postgresql(
+    workspace_id: int, ids: list[int], condition: str = "true"
+) -> Callable[[], list[PendingEvent]]:
     table = Event._meta.db_table
     # Only the parts of the context resolution reads (resolve.py: parse_event, is_plain,
     # _source), and as JSON only when there are traits or an app: decoding a JSON value per
@@ -79,23 +94,24 @@ def _read_postgresql(workspace_id: int, ids: list[int]) -> list[PendingEvent]:
     # into the context here. The rest (ip, user agent, library, page, …) stays in the row.
     sql = (
         "SELECT e.id, message_id, type, user_id, anonymous_id, previous_id, event, "
-        "CASE WHEN type = 'track' AND event = ANY(%s) THEN properties END, "
+        "CASE WHEN type = 'track' AND event = ANY(%(orders)s) THEN properties END, "
         "CASE WHEN type = 'identify' THEN traits END, "
         "CASE WHEN jsonb_typeof(context) <> 'object' THEN context "
         "WHEN context ? 'traits' OR context ? 'app' THEN jsonb_build_object("
         "'traits', context -> 'traits', 'app', context -> 'app') END, "
         "CASE WHEN jsonb_typeof(context -> 'campaign' -> 'source') = 'string' "
         "THEN context -> 'campaign' ->> 'source' END, timestamp "
-        f"FROM unnest(%b::bigint[]) AS ids(id) JOIN {table} e ON e.id = ids.id "
-        "WHERE workspace_id = %s ORDER BY e.id"
+        f"FROM unnest(%(ids)b::bigint[]) AS ids(id) JOIN {table} e ON e.id = ids.id "
+        f"WHERE workspace_id = %(ws)s AND {condition} ORDER BY e.id"
     )
-    params = [sorted(ORDER_EVENTS), ids, workspace_id]
-    with sqlbulk.pg_cursor() as cursor:
-        cursor.execute(sql, params, binary=True)
-        rows = cursor.fetchall()
-    events = []
-    for *head, context, source, timestamp in rows:
-        if source is not None:
-            context = {**(context or {}), "campaign": {"source": source}}
-        events.append(PendingEvent(*head, {} if context is None else context, timestamp))
+    fetch = sqlbulk.send(sql, {"ids": ids, "ws": workspace_id, **PLAIN_PARAMS})
+
+    def events() -> list[PendingEvent]:
+        found = []
+        for *head, context, source, timestamp in fetch():
+            if source is not None:
+                context = {**(context or {}), "campaign": {"source": source}}
+            found.append(PendingEvent(*head, {} if context is None else context, timestamp))
+        return found
+
     return events

@@ -1,19 +1,22 @@
 """The product catalog, built from the Segment e-commerce events of each resolver batch. See
 docs/tracking.md, "Products".
 
-`products_from_batch` runs at the end of a resolver batch, in the batch's transaction, over
-the batch's event ids: one query reads the product events among them that are now
-processed, their products are folded in memory (one row per product), and one upsert writes
-them all. The attributes follow the latest event by timestamp (ties: the later-received): a
-later event's non-empty values win, an older one arriving late only fills blanks, an empty
-or invalid value never clears one. `views` and `adds` are added (`views = views +
-excluded.views`). An event moves to processed exactly once, in the same transaction, so a
-batch is counted once and a retried request (same messageIds, already stored) counts
+A resolver batch reads its product events as it starts (`read_events`, alongside the pass
+for known people) and folds their products in memory (`catalog`, one row per product); at
+its end, in its transaction, it writes them with one upsert (`record`) if every event of
+the batch was processed, else `products_from_batch` reads the processed ones again.
+
+The attributes follow the latest event by timestamp (ties: the later-received): a later
+event's non-empty values win, an older one arriving late only fills blanks, an empty or
+invalid value never clears one. `views` and `adds` are added (`views = views +
+excluded.views`). An event is processed exactly once, in the transaction that counts it, so
+a batch is counted once and a retried request (same messageIds, already stored) counts
 nothing."""
 
 import datetime
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -149,26 +152,31 @@ def fold(
     return seen
 
 
-def _read(workspace: Workspace, ids: list[int]) -> list[tuple[int, str, Any, datetime.datetime]]:
-    """(id, event, properties, timestamp) of the processed product events among `ids`."""
+def read_events(
+    workspace: Workspace, ids: list[int], processed: bool = True
+) -> Callable[[], list[tuple[int, str, Any, datetime.datetime]]]:
+    """(id, event, properties, timestamp) of the product events among `ids`, the processed
+    ones only unless `processed` is False: a function that returns them. On PostgreSQL,
+    inside `sqlbulk.pipelined()`, the read is only sent and that function waits for it."""
     names = sorted(PRODUCT_EVENTS)
     if connection.vendor != "postgresql":
-        return list(
-            Event.objects.among(workspace.pk, ids)
-            .processed()
-            .filter(type=MessageType.TRACK, event__in=names)
-            .values_list("id", "event", "properties", "timestamp")
+        events = Event.objects.among(workspace.pk, ids)
+        events = events.processed() if processed else events
+        rows = list(
+            events.filter(type=MessageType.TRACK, event__in=names).values_list(
+                "id", "event", "properties", "timestamp"
+            )
         )
+        return lambda: rows
     sql = (
         "SELECT e.id, e.event, e.properties, e.timestamp "
         f"FROM unnest(%b::bigint[]) AS ids(id) JOIN {Event._meta.db_table} e ON e.id = ids.id "
-        "WHERE e.workspace_id = %s AND e.type = %s AND e.event = ANY(%s) AND EXISTS "
-        f"(SELECT 1 FROM {ResolvedEvent._meta.db_table} r WHERE r.event_id = e.id)"
+        "WHERE e.workspace_id = %s AND e.type = %s AND e.event = ANY(%s)"
     )
-    params = [ids, workspace.pk, MessageType.TRACK, names]
-    with sqlbulk.pg_cursor() as cursor:
-        cursor.execute(sql, params, binary=True)
-        return cursor.fetchall()
+    if processed:
+        resolved = ResolvedEvent._meta.db_table
+        sql += f" AND EXISTS (SELECT 1 FROM {resolved} r WHERE r.event_id = e.id)"
+    return sqlbulk.send(sql, [ids, workspace.pk, MessageType.TRACK, names])
 
 
 COLUMNS = [
@@ -208,35 +216,49 @@ def _assignments(table: str) -> str:
 
 
 def products_from_batch(workspace: Workspace, event_ids: list[int]) -> None:
-    """Fold the product events among these (just processed) events into the catalog: one
-    read, one upsert. Bad properties are skipped field by field; this never raises: should
-    writing fail, the catalog misses this batch (logged) and the events stay processed."""
-    if not event_ids:
-        return
+    """Fold the product events among these that are processed into the catalog: one read,
+    one upsert."""
+    if event_ids:
+        record(workspace, catalog(workspace, read_events(workspace, event_ids)()))
+
+
+def catalog(
+    workspace: Workspace, rows: list[tuple[int, str, Any, datetime.datetime]]
+) -> dict[str, _Seen]:
+    """`fold`, which never raises: should it fail, the catalog misses these events (logged)."""
     try:
-        with transaction.atomic():
-            seen = fold(workspace, _read(workspace, event_ids))
-            if not seen:
-                return
-            now = timezone.now()
-            rows = [
-                (
-                    workspace.pk,
-                    product_id,
-                    *[p.text.get(key, "") for key, _ in TEXT_FIELDS],
-                    p.price_fen,
-                    p.currency if p.price_fen is not None else "",
-                    p.first,
-                    p.last,
-                    p.views,
-                    p.adds,
-                    now,
-                )
-                for product_id, p in sorted(seen.items())
-            ]
-            table = Product._meta.db_table
+        return fold(workspace, rows)
+    except Exception:
+        log.exception("products of %d events not recorded", len(rows))
+        return {}
+
+
+def record(workspace: Workspace, seen: dict[str, _Seen]) -> None:
+    """Write the folded products with one upsert. This never raises: should it fail, the
+    catalog misses this batch (logged) and its events stay processed."""
+    if not seen:
+        return
+    now = timezone.now()
+    rows = [
+        (
+            workspace.pk,
+            product_id,
+            *[p.text.get(key, "") for key, _ in TEXT_FIELDS],
+            p.price_fen,
+            p.currency if p.price_fen is not None else "",
+            p.first,
+            p.last,
+            p.views,
+            p.adds,
+            now,
+        )
+        for product_id, p in sorted(seen.items())
+    ]
+    table = Product._meta.db_table
+    try:
+        with transaction.atomic():  # a failure rolls back this alone
             sqlbulk.upsert_values(
                 table, COLUMNS, rows, ["workspace_id", "product_id"], _assignments(table)
             )
     except Exception:
-        log.exception("products of %d events not recorded", len(event_ids))
+        log.exception("products of %d events not recorded", len(rows))

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from django.db import connection
 
 from siyu.core import sqlbulk
+from siyu.core.models import Workspace
+from siyu.tracking import aggregates
 from siyu.tracking.models import Event, QueuedEvent, ResolvedEvent
 
 # (event id, contact id or None, note, the event's time)
@@ -56,32 +58,48 @@ def has_queued(workspace_id: int, after_id: int = 0) -> bool:
     return QueuedEvent.objects.filter(workspace_id=workspace_id, event_id__gt=after_id).exists()
 
 
-def resolve(workspace_id: int, rows: Sequence[Resolution], now: datetime.datetime) -> None:
-    """Record these events' resolutions and take them off the queue: on PostgreSQL one
-    statement for the whole batch, on SQLite per 2,000. A resolution recorded twice fails on
-    its primary key rather than counting an event twice."""
+def resolve(workspace: Workspace, rows: Sequence[Resolution], now: datetime.datetime) -> None:
+    """Record these events' resolutions, take them off the queue and fold those with a
+    contact into their contacts' aggregates (aggregates.py): on PostgreSQL one statement for
+    the whole batch, on SQLite per 2,000 and then the fold. A resolution recorded twice
+    fails on its primary key rather than counting an event twice."""
     if not rows:
         return
     rows = sorted(rows)  # by event id: the primary key's index is then written in order
     resolved, queued = ResolvedEvent._meta.db_table, QueuedEvent._meta.db_table
+    columns = [("id", "int"), ("contact_id", "int"), ("note", "text"), ("ts", "ts")]
+    if connection.vendor == "postgresql":
+        source, params = sqlbulk.named_source(columns, rows, "r")
+        sql = f"""
+            WITH done AS (
+                INSERT INTO {resolved} (event_id, workspace_id, contact_id, timestamp, note,
+                                        processed_at)
+                SELECT v.id, %(ws)s, v.contact_id, v.ts, v.note, %(now)s FROM {source} AS v
+                RETURNING event_id, contact_id, timestamp
+            ), dequeued AS (
+                DELETE FROM {queued} q USING done
+                 WHERE q.workspace_id = %(ws)s AND q.event_id = done.event_id
+            ), attached AS MATERIALIZED (
+                SELECT e.id, d.contact_id, e.type, e.event, d.timestamp,
+                       {aggregates.channel_sql("e")} AS channel
+                  FROM done d JOIN {Event._meta.db_table} e ON e.id = d.event_id
+                 WHERE e.workspace_id = %(ws)s AND d.contact_id IS NOT NULL
+            ), {aggregates.fold_sql("attached")}
+            SELECT 1
+        """
+        params |= {"ws": workspace.pk, "now": now, **aggregates.fold_params(workspace)}
+        with sqlbulk.pg_cursor() as cursor:
+            cursor.execute(sql, params)
+        return
     insert = (
         f"INSERT INTO {resolved} (event_id, workspace_id, contact_id, timestamp, note, "
         "processed_at) SELECT v.id, %s, v.contact_id, v.ts, v.note, %s FROM {rows} AS v"
     )
-    columns = [("id", "int"), ("contact_id", "int"), ("note", "text"), ("ts", "ts")]
-    if connection.vendor == "postgresql":
-        sql = (
-            f"WITH done AS ({insert} RETURNING event_id) DELETE FROM {queued} q USING done "
-            "WHERE q.workspace_id = %s AND q.event_id = done.event_id"
-        )
-        sqlbulk.execute_with_rows(
-            sql, columns, rows, before=[workspace_id, now], after=[workspace_id], chunk=len(rows)
-        )
-        return
-    sqlbulk.execute_with_rows(insert, columns, rows, before=[workspace_id, now])
+    sqlbulk.execute_with_rows(insert, columns, rows, before=[workspace.pk, now])
     ids = [row[0] for row in rows]
     for chunk in sqlbulk.chunks(ids):
-        QueuedEvent.objects.filter(workspace_id=workspace_id, event_id__in=chunk).delete()
+        QueuedEvent.objects.filter(workspace_id=workspace.pk, event_id__in=chunk).delete()
+    aggregates.fold_processed(workspace, [row[0] for row in rows if row[1] is not None])
 
 
 def note_failure(workspace_id: int, event_id: int, text: str) -> None:

@@ -28,13 +28,12 @@ from siyu.core import sqlbulk
 from siyu.core.audit import Actor
 from siyu.core.errors import ValidationError
 from siyu.core.models import Workspace
-from siyu.tracking import aggregates, bulk, queue
-from siyu.tracking.known import Unresolved, resolve_known
+from siyu.tracking import aggregates, bulk, products, queue
+from siyu.tracking.known import Unresolved, refresh_statistics, resolve_known
 from siyu.tracking.models import Event, IngestState, MessageType, ResolvedEvent
 from siyu.tracking.orders import ORDER_EVENTS
-from siyu.tracking.pending import read_pending
+from siyu.tracking.pending import read_pending, read_unplain
 from siyu.tracking.pii import PII_KEYS, unseal
-from siyu.tracking.products import products_from_batch
 
 log = logging.getLogger(__name__)
 
@@ -234,20 +233,36 @@ def _process_batch(
         if not ids:
             return 0, after_id, []
         with aggregates.deferred() as touched:  # orders and merges: recomputed at the end
-            # events of people already known, in one statement (PostgreSQL); the rest planned
-            known, unresolved = resolve_known(workspace, ids)
-            rest = [i for i in ids if i not in known]
+            refresh_statistics()
+            with sqlbulk.pipelined():
+                # Sent at once (PostgreSQL): the batch's product events, the events that
+                # always need planning, and the pass that resolves (and folds) the events
+                # of people already known. Python folds the products and parses the first
+                # events while the server runs the pass.
+                product_events = products.read_events(workspace, ids, processed=False)
+                unplain = read_unplain(workspace.pk, ids)
+                known_pass = resolve_known(workspace, ids)
+                catalog = products.catalog(workspace, product_events())
+                parsed = [parse_event(e) for e in unplain()]
+                known, unresolved = known_pass()
             # plain events repeating an earlier event's ids are not even read (PostgreSQL)
             repeated = repeats(unresolved)
-            events = read_pending(workspace.pk, [i for i in rest if i not in repeated])
-            if events or repeated:
-                _Batch(workspace).run(events, repeated)
-        # every event the batch processed, folded at once; then what merges and orders
-        # touched is rebuilt from raw data (which includes this batch, so it comes second)
-        aggregates.fold_processed(workspace, ids)
+            taken = known | set(repeated) | {p.event.pk for p in parsed}
+            rest = read_pending(workspace.pk, [i for i in ids if i not in taken])
+            parsed = sorted([*parsed, *map(parse_event, rest)], key=lambda p: p.event.pk)
+            fell_back = False
+            if parsed or repeated:
+                batch = _Batch(workspace)
+                batch.run(parsed, repeated)
+                fell_back = batch.fell_back
+        # what merges and orders touched is rebuilt from raw data (which includes this
+        # batch: the resolutions folded it in as they were written)
         aggregates.recompute(workspace, touched)
-        products_from_batch(workspace, ids)
-    return len(known) + len(events) + len(repeated), ids[-1], ids
+        if fell_back:  # some events may have stayed queued: count the processed ones only
+            products.products_from_batch(workspace, ids)
+        else:
+            products.record(workspace, catalog)
+    return len(known) + len(parsed) + len(repeated), ids[-1], ids
 
 
 # --- reading an event --------------------------------------------------------------------------
@@ -445,6 +460,7 @@ class _Batch:
         self.workspace = workspace
         self.schema = schema_for(workspace)
         self.actor = ACTOR
+        self.fell_back = False  # the batch failed and was written event by event
         self.reset()
 
     def reset(self) -> None:
@@ -493,17 +509,17 @@ class _Batch:
             self.uids(contact_id).add(ident.hash)
 
     # the batch
-    def run(self, events: list[Event], repeated: dict[int, Repeated] | None = None) -> None:
-        """Resolve these events, in order, and write the plan. The caller folds them into the
-        aggregates afterwards and recomputes the contacts that merges and orders touched
-        (`aggregates.deferred`).
+    def run(self, parsed: list[Parsed], repeated: dict[int, Repeated] | None = None) -> None:
+        """Resolve these events (parsed, in id order) and write the plan, which folds them
+        into their contacts' aggregates as it records their resolutions; the caller then
+        recomputes the contacts that merges and orders touched (`aggregates.deferred`).
 
         A plain event (see `is_plain`) whose identifiers are all held by one contact at its
         turn takes that contact without being planned: planning it would decide exactly
         that and nothing else.
 
         `repeated` are plain events not read ({id: (userId, anonymousId, time)}: `repeats`)
-        whose ids an earlier event of `events` carries. Once the others are planned, each
+        whose ids an earlier event of `parsed` carries. Once the others are planned, each
         takes the one contact that holds its ids: they were held from that earlier event on,
         and a merge only joins holders. Ids held by two contacts in conflict (which no later
         event mends) or not usable are planned after the others, read in full, as they
@@ -512,7 +528,6 @@ class _Batch:
         self.late = 0  # repeated events planned after the others (the tests count them)
         try:
             with transaction.atomic():
-                parsed = [parse_event(e) for e in events]
                 self.load(parsed)
                 for p in parsed:
                     holder = self.sole_holder(p)
@@ -538,7 +553,9 @@ class _Batch:
                 with sqlbulk.pipelined():
                     bulk.write(self.plan, self)
         except Exception:
-            log.exception("resolving %d events together failed; one by one", len(events))
+            log.exception("resolving %d events together failed; one by one", len(parsed))
+            self.fell_back = True
+            events = [p.event for p in parsed]
             if repeated:
                 events = sorted(
                     [*events, *read_pending(self.workspace.pk, sorted(repeated))],
