@@ -31,6 +31,17 @@ class Source(models.TextChoices):
 class Contact(WorkspaceScoped):
     """A person in the customer pool (客户)."""
 
+    # No lone workspace index: the composite ones below start with it. No database
+    # constraint either (as on the rows written with contacts in bulk by ingest: identities,
+    # timeline, audit): PostgreSQL checked every new row's workspace at commit. Workspaces
+    # are deleted through the ORM, which deletes these rows first.
+    workspace = models.ForeignKey(
+        "core.Workspace",
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
+    )
     name = models.CharField(max_length=120, blank=True)
     gender = models.CharField(max_length=8, choices=Gender.choices, default=Gender.UNKNOWN)
     birthday = models.DateField(null=True, blank=True)
@@ -82,9 +93,14 @@ class Identity(WorkspaceScoped):
     """One way to recognise a contact. Phone and email are stored encrypted (`value_enc`)
     with a keyed hash for lookup; other kinds are stored in clear in `value`."""
 
-    # No lone workspace index: the composite ones below start with it (see Event).
+    # No lone workspace index: the composite ones below start with it (see Event). No
+    # database constraint (see Contact).
     workspace = models.ForeignKey(
-        "core.Workspace", on_delete=models.CASCADE, related_name="+", db_index=False
+        "core.Workspace",
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
 
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="identities")
@@ -212,8 +228,17 @@ class AttributeDefinition(WorkspaceScoped):
 class TimelineEntry(WorkspaceScoped):
     """Everything that happened to a contact, newest first on the profile."""
 
+    # No database constraints (see Contact): ingest writes tens of thousands of entries a
+    # batch, and contacts are deleted through the ORM too, which deletes their entries first.
+    workspace = models.ForeignKey(
+        "core.Workspace", on_delete=models.CASCADE, related_name="+", db_constraint=False
+    )
     contact = models.ForeignKey(  # indexed by timeline_contact (contact first)
-        Contact, on_delete=models.CASCADE, related_name="timeline", db_index=False
+        Contact,
+        on_delete=models.CASCADE,
+        related_name="timeline",
+        db_index=False,
+        db_constraint=False,
     )
     kind = models.CharField(max_length=40)
     data = models.JSONField(default=dict, blank=True)

@@ -26,6 +26,12 @@ class WorkspaceScoped(models.Model):
 class AuditLog(WorkspaceScoped):
     """Who did what to which object, with before/after, from where and when."""
 
+    # No lone workspace index: the composite ones below start with it. No database
+    # constraint (see contacts.Contact): ingest writes thousands of rows a batch, and
+    # workspaces are deleted through the ORM, which deletes these rows first.
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
