@@ -259,23 +259,51 @@ def upsert_values(
             cursor.execute(sql, params)
 
 
-def _insertable(model) -> tuple[list, list[tuple[str, str]], str]:
-    """A model's fields for an INSERT (all but the primary key), its columns with their
-    abstract types, and the statement, in which `{rows}` stands for the derived table."""
-    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+def reserve_ids(model, n: int) -> list[int]:
+    """`n` primary keys for new rows of `model` (an auto-increment id), in order: from its
+    sequence on PostgreSQL; on SQLite the ones after the largest ever used, which stay
+    ours until the transaction ends (it holds the database's write lock: call it inside
+    one)."""
+    if n <= 0:
+        return []
+    table = model._meta.db_table
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+                [table, n],
+            )
+            return sorted(pk for (pk,) in cursor.fetchall())
+        cursor.execute(f"SELECT COALESCE(MAX(id), 0) FROM {connection.ops.quote_name(table)}")
+        (last,) = cursor.fetchone()
+        # AUTOINCREMENT never reuses an id, even a deleted row's: start after both
+        cursor.execute("SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence WHERE name = %s", [table])
+        last = max(last, cursor.fetchone()[0])
+        return list(range(last + 1, last + 1 + n))
+
+
+def _insertable(model, with_ids: bool = False) -> tuple[list, list[tuple[str, str]], str]:
+    """A model's fields for an INSERT (all but the primary key unless `with_ids`), its
+    columns with their abstract types, and the statement, in which `{rows}` stands for the
+    derived table."""
+    fields = [f for f in model._meta.concrete_fields if with_ids or not f.primary_key]
     columns = [(f.column, _kind(f)) for f in fields]
     names = ", ".join(name for name, _ in columns)
     table = model._meta.db_table
     return fields, columns, f"INSERT INTO {table} ({names}) SELECT {names} FROM {{rows}} AS v"
 
 
-def insert_rows(model, objs: list, *, ignore_conflicts: bool = False, then: str = "") -> None:
+def insert_rows(
+    model, objs: list, *, ignore_conflicts: bool = False, then: str = "", with_ids: bool = False
+) -> None:
     """Insert unsaved model instances and set their primary keys, like `bulk_create`; on
     PostgreSQL with one `INSERT … SELECT … FROM unnest(…) RETURNING id` per chunk. With
-    `ignore_conflicts`, rows that break a unique constraint are skipped (`ON CONFLICT DO
-    NOTHING`) and no primary keys are set. `then` (PostgreSQL only) is a statement run, in
-    the same statement, over the rows actually inserted, which it reads as `inserted` (every
-    column and the id); no primary keys are set then either."""
+    `with_ids`, the instances carry their keys already (`reserve_ids`): nothing is read
+    back, so inside `pipelined()` Python goes on at once. With `ignore_conflicts`, rows
+    that break a unique constraint are skipped (`ON CONFLICT DO NOTHING`) and no primary
+    keys are set. `then` (PostgreSQL only) is a statement run, in the same statement, over
+    the rows actually inserted, which it reads as `inserted` (every column and the id); no
+    primary keys are set then either."""
     if not objs:
         return
     if connection.vendor != "postgresql":
@@ -283,7 +311,7 @@ def insert_rows(model, objs: list, *, ignore_conflicts: bool = False, then: str 
             raise ValueError("insert_rows(then=…) is PostgreSQL only")
         model.objects.bulk_create(objs, batch_size=500, ignore_conflicts=ignore_conflicts)
         return
-    fields, columns, statement = _insertable(model)
+    fields, columns, statement = _insertable(model, with_ids)
     kinds = [(f, k) for f, (_, k) in zip(fields, columns, strict=True)]
     with _cursor() as cursor:
         for chunk in chunks(objs):
@@ -295,7 +323,7 @@ def insert_rows(model, objs: list, *, ignore_conflicts: bool = False, then: str 
             if then:
                 cursor.execute(f"WITH inserted AS ({sql} RETURNING *) {then}", params)
                 continue
-            if ignore_conflicts:
+            if ignore_conflicts or with_ids:
                 cursor.execute(sql, params)
                 continue
             cursor.execute(sql + " RETURNING id", params)
@@ -336,6 +364,8 @@ _KINDS = {
     "DateField": "date",
     "BooleanField": "bool",
     "GenericIPAddressField": "inet",
+    "AutoField": "int",
+    "BigAutoField": "int",
     "IntegerField": "int",
     "BigIntegerField": "int",
     "SmallIntegerField": "int",

@@ -718,7 +718,7 @@ def load_activity(
         gen.customer(customer)
     rows = gen.rows
     counts = ActivityCounts()
-    # one transaction: the ids reserved on SQLite (_reserve_ids) stay ours until it ends
+    # one transaction: the ids reserved on SQLite (sqlbulk.reserve_ids) stay ours until it ends
     with transaction.atomic():
         _write(workspace, rows, counts, now)
         counts.contacts_updated = _update_seen(rows, {c.pk: c for c in customers})
@@ -763,25 +763,6 @@ def _sqlite_value(field: models.Field) -> Callable[[Any], Any] | None:
     return None  # taken as it is
 
 
-def _reserve_ids(model: type[models.Model], n: int) -> list[int]:
-    """`n` primary keys for new rows: from the sequence on PostgreSQL; on SQLite the ones
-    after the largest ever used (the transaction holds the database's write lock)."""
-    table = model._meta.db_table
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(
-                "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
-                [table, n],
-            )
-            return sorted(pk for (pk,) in cursor.fetchall())
-        cursor.execute(f"SELECT COALESCE(MAX(id), 0) FROM {connection.ops.quote_name(table)}")
-        (last,) = cursor.fetchone()
-        # AUTOINCREMENT never reuses an id, even a deleted row's: start after both
-        cursor.execute("SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence WHERE name = %s", [table])
-        last = max(last, cursor.fetchone()[0])
-        return list(range(last + 1, last + 1 + n))
-
-
 def _insert(model: type[models.Model], rows: list[Row], *, with_ids: bool = False) -> None:
     """Insert plain rows (attname -> value; missing fields take their defaults): COPY on
     PostgreSQL, one `executemany` on SQLite. Building model instances and bulk_create
@@ -791,7 +772,7 @@ def _insert(model: type[models.Model], rows: list[Row], *, with_ids: bool = Fals
     if not rows:
         return
     if with_ids:
-        for row, pk in zip(rows, _reserve_ids(model, len(rows)), strict=True):
+        for row, pk in zip(rows, sqlbulk.reserve_ids(model, len(rows)), strict=True):
             row["id"] = pk
     # an auto-increment id is left to the database unless reserved; any other key is given
     auto = model._meta.auto_field

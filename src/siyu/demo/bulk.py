@@ -15,6 +15,7 @@ from siyu.accounts.permissions import Role
 from siyu.contacts.actions.identity import build_identity
 from siyu.contacts.attributes import coerce_value, schema_for
 from siyu.contacts.models import Consent, Contact, ContactTag, Identity, Tag, TimelineEntry
+from siyu.core import sqlbulk
 from siyu.core.errors import ValidationError
 from siyu.core.models import AuditLog, Workspace
 from siyu.demo import data
@@ -196,11 +197,7 @@ def _save(model: type[models.Model], objs: list, *, with_ids: bool = False) -> N
     table = model._meta.db_table
     with connection.cursor() as cursor, connection.wrap_database_errors:
         if with_ids:
-            cursor.execute(
-                "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
-                [table, len(objs)],
-            )
-            for obj, (pk,) in zip(objs, sorted(cursor.fetchall()), strict=True):
+            for obj, pk in zip(objs, sqlbulk.reserve_ids(model, len(objs)), strict=True):
                 obj.pk = pk
         fields = [f for f in model._meta.concrete_fields if with_ids or not f.primary_key]
         json = {f.attname for f in fields if isinstance(f, models.JSONField)}

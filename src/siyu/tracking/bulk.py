@@ -92,8 +92,9 @@ class _Replay:
     def __init__(self, plan: Plan, batch: "_Batch", now: datetime.datetime):
         self.plan, self.batch, self.now = plan, batch, now
         self.workspace = batch.workspace
-        # each new contact is first seen and last seen by the events that name it directly
-        # (so that folding the batch's seen times rewrites none of these rows)
+        # each new contact is first seen and last seen by the events that name it directly,
+        # and a merge of two widens the survivor's to both: it is inserted after the
+        # resolutions fold the batch's seen times in (which finds no row of it to widen)
         self.own_seen: dict[int, tuple[datetime.datetime, datetime.datetime]] = {}
         timed = [(ref, p.event.timestamp) for p, ref in plan.events]
         for ref, ts in [*timed, *((ref, ts) for _, ref, ts in plan.attached)]:
@@ -173,43 +174,43 @@ class _Replay:
             data = {"other_id": theirs, "identities": identities, "message_id": message_id}
             self.timeline.append((mine, "identity_conflict", data))
 
-    def final(self, ref: int) -> int:
-        while ref in self.merged_into:
-            ref = self.merged_into[ref]
-        return ref
-
 
 def write(plan: Plan, batch: "_Batch") -> None:
     if not plan.events and not plan.attached:
         return
     workspace, actor, now = batch.workspace, batch.actor, timezone.now()
-    replay = _Replay(plan, batch, now)
-    replay.run()
-    final = replay.final
-
-    # new contacts that survived the batch, then every ref's real id
-    temps = [t for t in plan.new if t not in replay.merged_into]
-    new = [replay.contacts[t] for t in temps]
-    sqlbulk.insert_rows(Contact, new)
-    real = {t: c.pk for t, c in zip(temps, new, strict=True)}
+    replay = _Replay(plan, batch, now)  # reads and locks the contacts the plan changes
+    # the new contacts that survive the batch get their ids first (a merge planned is final:
+    # batch.find), so that every row can name its contact before any contact is written
+    temps = [t for t in plan.new if batch.find(t) == t]
+    real = dict(zip(temps, sqlbulk.reserve_ids(Contact, len(temps)), strict=True))
 
     def cid(ref: int | None) -> int | None:
         if ref is None:
             return None
-        ref = final(ref)
+        ref = batch.find(ref)
         return real.get(ref, ref)
 
-    changed = [replay.contacts[r] for r in sorted(replay.dirty) if r < TEMP_BASE and final(r) == r]
-    save_contacts(changed)
-    gone = {o: cid(o) for o in replay.merged_into if o < TEMP_BASE}
+    gone = {o: cid(o) for o in batch.merged if o < TEMP_BASE}
     move_owned_rows(workspace, gone)  # identities, tags, consent, timeline, events, orders
     Contact.objects.filter(workspace=workspace, pk__in=sorted(gone)).delete()
-
     order_errors = _write_orders(workspace, actor, plan, cid)
-    # The resolutions next: recording them folds the batch into its contacts' aggregates,
-    # the longest statement of the batch, which the server runs while Python builds the
-    # identity, timeline and audit rows (the caller writes under sqlbulk.pipelined).
+
+    # What comes above reads from the database, what comes below only writes. The
+    # resolutions are sent first: recording them folds the batch into its contacts' seen
+    # times and aggregates, the longest statement of the batch, which the server runs
+    # while Python replays the plan and builds the other rows (the caller writes under
+    # sqlbulk.pipelined). Contacts written after it widen their seen times, never narrow.
     queue.resolve(workspace, _resolutions(plan, cid, order_errors), now)
+    replay.run()
+    new = [replay.contacts[t] for t in temps]
+    for t, contact in zip(temps, new, strict=True):
+        contact.pk = real[t]
+    sqlbulk.insert_rows(Contact, new, with_ids=True)
+    changed = [
+        replay.contacts[r] for r in sorted(replay.dirty) if r < TEMP_BASE and batch.find(r) == r
+    ]
+    save_contacts(changed)
     sqlbulk.insert_plain(
         Identity, [_identity(workspace.pk, cid(ref), i) for ref, i in replay.identities]
     )
@@ -304,13 +305,19 @@ def _with_ids(data: dict, cid) -> dict:
 
 def save_contacts(contacts: list[Contact]) -> None:
     """Write the fields a plan may change, for many contacts in one statement per 2,000
-    (Django's bulk_update is quadratic in the number of rows)."""
+    (Django's bulk_update is quadratic in the number of rows). Seen times only widen: the
+    batch's resolutions may have folded later events in already."""
+    table = Contact._meta.db_table
     names = [name for name, _ in SAVED_COLUMNS]
+    widened = {
+        "first_seen_at": sqlbulk.least(f"{table}.first_seen_at", "v.first_seen_at"),
+        "last_seen_at": sqlbulk.greatest(f"{table}.last_seen_at", "v.last_seen_at"),
+    }
     sqlbulk.update_from_values(
-        Contact._meta.db_table,
+        table,
         SAVED_COLUMNS,
         [tuple(getattr(c, "pk" if n == "id" else n) for n in names) for c in contacts],
-        ", ".join(f"{name} = v.{name}" for name in names[1:]),
+        ", ".join(f"{name} = {widened.get(name, f'v.{name}')}" for name in names[1:]),
     )
 
 
