@@ -9,6 +9,7 @@ is linear. Values are passed as parameters, never formatted into the SQL; only t
 column names (from model metadata, never from input) are."""
 
 import contextlib
+import contextvars
 import datetime
 import json
 from collections.abc import Callable, Iterable, Sequence
@@ -121,9 +122,54 @@ def send(sql: str, params: Any) -> Callable[[], list[tuple]]:
     return rows
 
 
+_HELD: contextvars.ContextVar[list | None] = contextvars.ContextVar("sqlbulk_held", default=None)
+
+
+@contextlib.contextmanager
+def held():
+    """PostgreSQL: the statements this module's writers run inside the block (insert_rows
+    with ids, insert_plain, update_from_values, upsert_values, execute_with_rows) are built
+    there and sent when it ends, in order; nothing is sent if it raises. Under `pipelined()`
+    a large statement cannot be sent while the server is still running an earlier one (the
+    socket's buffers are full), so Python waited there instead of building the next one;
+    held, it builds them all first. Nothing in the block may need a result. Elsewhere,
+    nothing changes."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    statements: list[tuple[str, Any]] = []
+    token = _HELD.set(statements)
+    try:
+        yield
+    finally:
+        _HELD.reset(token)
+    with pg_cursor() as cursor:
+        for sql, params in statements:
+            cursor.execute(sql, params)
+
+
+class _HeldCursor:
+    """What `_cursor()` gives inside `held()`: it records the statements."""
+
+    rowcount = -1  # not known yet
+
+    def __init__(self, statements: list):
+        self.statements = statements
+
+    def execute(self, sql: str, params: Any = None) -> None:
+        self.statements.append((sql, params))
+
+    def fetchall(self):
+        raise RuntimeError("no results inside sqlbulk.held()")
+
+
 @contextlib.contextmanager
 def _cursor():
-    """pg_cursor on PostgreSQL, Django's cursor on SQLite."""
+    """pg_cursor on PostgreSQL (inside `held()`, a recorder), Django's cursor on SQLite."""
+    statements = _HELD.get()
+    if statements is not None:
+        yield _HeldCursor(statements)
+        return
     manager = pg_cursor() if connection.vendor == "postgresql" else connection.cursor()
     with manager as cursor:
         yield cursor

@@ -206,15 +206,16 @@ def write(plan: Plan, batch: "_Batch") -> None:
     new = [replay.contacts[t] for t in temps]
     for t, contact in zip(temps, new, strict=True):
         contact.pk = real[t]
-    sqlbulk.insert_rows(Contact, new, with_ids=True)
     changed = [
         replay.contacts[r] for r in sorted(replay.dirty) if r < TEMP_BASE and batch.find(r) == r
     ]
-    save_contacts(changed)
-    sqlbulk.insert_plain(
-        Identity, [_identity(workspace.pk, cid(ref), i) for ref, i in replay.identities]
-    )
-    _write_history(replay, batch, cid, now)
+    with sqlbulk.held():  # all built before any is sent (they queue behind the fold)
+        sqlbulk.insert_rows(Contact, new, with_ids=True)
+        save_contacts(changed)
+        sqlbulk.insert_plain(
+            Identity, [_identity(workspace.pk, cid(ref), i) for ref, i in replay.identities]
+        )
+        _write_history(replay, batch, cid, now)
 
 
 def _write_orders(workspace, actor, plan: Plan, cid) -> dict[int, list[str]]:

@@ -1,0 +1,56 @@
+"""Set-based writes (core/sqlbulk.py): ids reserved ahead of an insert, and statements held
+back until a block ends."""
+
+import pytest
+from django.db import connection, transaction
+
+from siyu.contacts.models import Contact, TimelineEntry
+from siyu.core import sqlbulk
+
+
+def entry(cast, contact: Contact, kind: str) -> dict:
+    return {"workspace_id": cast.workspace.pk, "contact_id": contact.pk, "kind": kind}
+
+
+def test_reserved_ids_are_new_and_take_the_rows_given(cast):
+    first = Contact.objects.create(workspace=cast.workspace, name="先来")
+    with transaction.atomic():
+        ids = sqlbulk.reserve_ids(Contact, 3)
+        assert ids == sorted(ids) and len(set(ids)) == 3 and min(ids) > first.pk
+        rows = [
+            Contact(workspace=cast.workspace, name=f"预留{n}", pk=pk) for n, pk in enumerate(ids)
+        ]
+        sqlbulk.insert_rows(Contact, rows, with_ids=True)
+    assert dict(Contact.objects.filter(pk__in=ids).values_list("pk", "name")) == {
+        pk: f"预留{n}" for n, pk in enumerate(ids)
+    }
+    # the next contact created the ordinary way takes none of them
+    assert Contact.objects.create(workspace=cast.workspace, name="后来").pk > max(ids)
+    assert sqlbulk.reserve_ids(Contact, 0) == []
+
+
+def test_held_statements_are_sent_in_order_when_the_block_ends(cast):
+    contact = Contact.objects.create(workspace=cast.workspace, name="甲")
+    with transaction.atomic(), sqlbulk.pipelined():
+        with sqlbulk.held():
+            sqlbulk.insert_plain(TimelineEntry, [entry(cast, contact, "first")])
+            sqlbulk.insert_plain(TimelineEntry, [entry(cast, contact, "second")])
+            if connection.vendor == "postgresql":  # not sent yet
+                assert not TimelineEntry.objects.filter(contact=contact).exists()
+    kinds = TimelineEntry.objects.filter(contact=contact).order_by("id").values_list("kind")
+    assert [k for (k,) in kinds] == ["first", "second"]
+
+
+def test_a_held_block_that_raises_sends_nothing(cast):
+    contact = Contact.objects.create(workspace=cast.workspace, name="乙")
+    with pytest.raises(RuntimeError, match="stop"), transaction.atomic():
+        with sqlbulk.held():
+            sqlbulk.insert_plain(TimelineEntry, [entry(cast, contact, "never")])
+            raise RuntimeError("stop")
+    assert not TimelineEntry.objects.filter(contact=contact).exists()
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="held only on PostgreSQL")
+def test_nothing_held_can_ask_for_a_result(cast):
+    with transaction.atomic(), sqlbulk.held(), pytest.raises(RuntimeError, match="no results"):
+        sqlbulk.insert_rows(Contact, [Contact(workspace=cast.workspace, name="丙")])
