@@ -439,6 +439,14 @@ def _prepared(field, kind: str, value: Any) -> Any:
     return field.get_db_prep_save(value, connection)
 
 
+def local_work_mem(megabytes: int) -> None:
+    """PostgreSQL: for the rest of this transaction, each sort or hash may use this much
+    memory (work_mem) before it spills to disk. Elsewhere, nothing."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"SET LOCAL work_mem = '{int(megabytes)}MB'")
+
+
 STALE_ROWS = 1000
 STALE_SHARE = 0.2
 
