@@ -1,5 +1,6 @@
 """Migration tracking 0012 moves each event's status, contact and note out of the event row:
-pending events into the resolution queue, processed ones into resolutions, and back."""
+pending events into the resolution queue, processed ones into resolutions, and back. 0013
+gives the daily rollup a composite primary key; its rows stay."""
 
 import datetime
 
@@ -17,6 +18,11 @@ def migrate(target):
     executor.loader.build_graph()
     executor.migrate([target])
     return executor.loader.project_state([target]).apps
+
+
+def migrate_to_latest():
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes("tracking"))
 
 
 @pytest.mark.django_db(transaction=True)
@@ -61,4 +67,31 @@ def test_events_split_into_queue_and_resolutions_and_back(cast, make_contact):
             ("processed", None, ""),
         ]
     finally:
-        migrate(AFTER)
+        migrate_to_latest()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_daily_counts_keep_their_rows_across_the_composite_key(cast, make_contact):
+    ws, contact = cast.workspace, make_contact(name="李娜")
+    day = WHEN.date()
+    rows = [(contact.pk, day, "Product Viewed", 3), (contact.pk, day, "page", 1)]
+    try:
+        apps = migrate(AFTER)  # before 0013
+        Daily = apps.get_model("tracking", "DailyEventCount")
+        for cid, d, event, count in rows:
+            Daily.objects.create(
+                workspace_id=ws.pk, contact_id=cid, day=d, event=event, count=count
+            )
+        migrate(("tracking", "0013_daily_event_count_composite_key"))
+        from siyu.tracking.models import DailyEventCount
+
+        kept = DailyEventCount.objects.order_by("event").values_list(
+            "contact_id", "day", "event", "count"
+        )
+        assert list(kept) == rows
+        apps = migrate(AFTER)
+        Daily = apps.get_model("tracking", "DailyEventCount")
+        back = Daily.objects.order_by("event").values_list("contact_id", "day", "event", "count")
+        assert list(back) == rows
+    finally:
+        migrate_to_latest()

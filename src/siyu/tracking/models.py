@@ -350,6 +350,9 @@ class DailyEventCount(WorkspaceScoped):
     the rollup segments read. `event` is the track event name, or "page" / "screen" /
     "identify" for those message types (group and alias are not counted)."""
 
+    # (contact, day, name) is the row's identity: no serial id (ingest writes about one row
+    # per event, and an id's index cost every insert)
+    pk = models.CompositePrimaryKey("contact_id", "day", "event")
     # indexed by dailyevent_ws_event_day (workspace first): a lone index would only cost writes
     workspace = models.ForeignKey(
         "core.Workspace",
@@ -358,7 +361,7 @@ class DailyEventCount(WorkspaceScoped):
         db_index=False,
         db_constraint=False,
     )
-    contact = models.ForeignKey(  # indexed by dailyeventcount_unique (contact first)
+    contact = models.ForeignKey(  # indexed by the primary key (contact first)
         "contacts.Contact",
         on_delete=models.CASCADE,
         related_name="daily_event_counts",
@@ -370,11 +373,6 @@ class DailyEventCount(WorkspaceScoped):
     count = models.IntegerField()
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["contact", "day", "event"], name="dailyeventcount_unique"
-            )
-        ]
         indexes = [
             models.Index(fields=["workspace", "event", "day"], name="dailyevent_ws_event_day")
         ]
