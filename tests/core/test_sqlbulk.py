@@ -54,3 +54,11 @@ def test_a_held_block_that_raises_sends_nothing(cast):
 def test_nothing_held_can_ask_for_a_result(cast):
     with transaction.atomic(), sqlbulk.held(), pytest.raises(RuntimeError, match="no results"):
         sqlbulk.insert_rows(Contact, [Contact(workspace=cast.workspace, name="丙")])
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="a PostgreSQL array")
+@pytest.mark.parametrize("values", [[], [1, -2, 2**62], [None, 7, None], list(range(5000))])
+def test_bigint_arrays_arrive_as_sent(cast, values):
+    with sqlbulk.pg_cursor() as cursor:
+        cursor.execute("SELECT %b::bigint[]", [sqlbulk.BigIntArray(values)])
+        assert cursor.fetchone()[0] == values

@@ -12,6 +12,7 @@ import contextlib
 import contextvars
 import datetime
 import json
+import struct
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -77,15 +78,55 @@ def least(*args: str) -> str:
     return f"{name}({', '.join(args)})"
 
 
+class BigIntArray(list):
+    """A list of ints (None for NULL) that a `pg_cursor` sends as a binary bigint[] built in
+    one call of C code (_int8_array). psycopg's own list dumper handles every element in
+    Python: 0.6 µs each, and a resolver batch sends a few arrays of 100,000 ids."""
+
+
+_ARRAY_HEAD = struct.Struct(">iiIii")  # dimensions, has NULLs, element type, length, lower bound
+_INT8_OID, _INT8_ARRAY_OID = 20, 1016
+_NULL = struct.pack(">i", -1)
+_INT8 = struct.Struct(">iq")
+
+
+def _int8_array(values: list) -> bytes:
+    """PostgreSQL's binary form of a one-dimensional bigint[] (array_recv)."""
+    count = len(values)
+    if not count:
+        return struct.pack(">iiI", 0, 0, _INT8_OID)
+    if None in values:
+        head = _ARRAY_HEAD.pack(1, 1, _INT8_OID, count, 1)
+        return head + b"".join(_NULL if v is None else _INT8.pack(8, v) for v in values)
+    flat = [8] * (2 * count)  # each element: its length (8), then its value
+    flat[1::2] = values
+    return _ARRAY_HEAD.pack(1, 0, _INT8_OID, count, 1) + struct.pack(">" + "iq" * count, *flat)
+
+
+def _cursor_on(pg_connection):
+    """A psycopg cursor that sends BigIntArray with _int8_array."""
+    import psycopg
+    from psycopg.adapt import Dumper
+
+    class BigIntArrayDumper(Dumper):
+        format = psycopg.pq.Format.BINARY
+        oid = _INT8_ARRAY_OID
+
+        def dump(self, obj):
+            return _int8_array(obj)
+
+    cursor = psycopg.Cursor(pg_connection)
+    cursor.adapters.register_dumper(BigIntArray, BigIntArrayDumper)
+    return cursor
+
+
 @contextlib.contextmanager
 def pg_cursor():
     """PostgreSQL only: a cursor of the underlying psycopg connection (the same transaction
     as Django's) that binds parameters on the server, unlike Django's ClientCursor: `%b`
     binary arrays need it, and no statement text is parsed and quoted client-side."""
-    import psycopg
-
     connection.ensure_connection()
-    with psycopg.Cursor(connection.connection) as cursor:
+    with _cursor_on(connection.connection) as cursor:
         yield cursor
 
 
@@ -109,10 +150,8 @@ def send(sql: str, params: Any) -> Callable[[], list[tuple]]:
     returns its rows. Inside `pipelined()` the statement is only sent: the server runs it
     while Python goes on, and asking for the rows waits for it (and for everything sent
     before it)."""
-    import psycopg
-
     connection.ensure_connection()
-    cursor = psycopg.Cursor(connection.connection)
+    cursor = _cursor_on(connection.connection)
     cursor.execute(sql, params, binary=True)
 
     def rows() -> list[tuple]:
@@ -216,11 +255,15 @@ def _unnest(columns: Sequence[tuple[str, str]], chunk: Sequence[Sequence[Any]], 
         f"c{n}::jsonb AS {name}" if t == "json" else f"c{n} AS {name}"
         for n, (name, t) in enumerate(columns)
     )
-    # psycopg takes date-times, dates, numbers and text as they are; JSON as text
-    params = [
-        [_adapt(row[n]) for row in chunk] if t == "json" else [row[n] for row in chunk]
-        for n, (_, t) in enumerate(columns)
-    ]
+
+    def column(n: int, kind: str) -> list:
+        # psycopg takes date-times, dates and text as they are; JSON as text
+        values = [row[n] for row in chunk]
+        if kind == "json":
+            return [_adapt(v) for v in values]
+        return BigIntArray(values) if kind == "int" else values
+
+    params = [column(n, t) for n, (_, t) in enumerate(columns)]
     return f"(SELECT {named} FROM unnest({arrays}) AS raw({raw}))", params
 
 

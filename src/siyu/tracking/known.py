@@ -83,7 +83,7 @@ def resolve_known(workspace, ids: list[int]) -> Callable[[], tuple[set[int], lis
         WITH batch AS MATERIALIZED (
             SELECT e.id, e.user_id, e.anonymous_id, {PLAIN} AS plain, e.timestamp, e.type,
                    e.event, {aggregates.channel_sql("e")} AS channel
-            FROM unnest(%(ids)s::bigint[]) AS ids(id) JOIN {events} e ON e.id = ids.id
+            FROM unnest(%(ids)b::bigint[]) AS ids(id) JOIN {events} e ON e.id = ids.id
             WHERE e.workspace_id = %(ws)s
         ), looked AS MATERIALIZED (
             SELECT b.id, b.user_id, b.anonymous_id, b.plain, b.timestamp, b.type, b.event,
@@ -129,7 +129,7 @@ def resolve_known(workspace, ids: list[int]) -> Callable[[], tuple[set[int], lis
     """
     params = {
         "ws": workspace.pk,
-        "ids": ids,
+        "ids": sqlbulk.BigIntArray(ids),
         **PLAIN_PARAMS,
         "user_kind": IdentityKind.USER_ID,
         "anon_kind": IdentityKind.ANONYMOUS_ID,

@@ -104,7 +104,8 @@ def _read_postgresql(
         f"FROM unnest(%(ids)b::bigint[]) AS ids(id) JOIN {table} e ON e.id = ids.id "
         f"WHERE workspace_id = %(ws)s AND {condition} ORDER BY e.id"
     )
-    fetch = sqlbulk.send(sql, {"ids": ids, "ws": workspace_id, **PLAIN_PARAMS})
+    params = {"ids": sqlbulk.BigIntArray(ids), "ws": workspace_id, **PLAIN_PARAMS}
+    fetch = sqlbulk.send(sql, params)
 
     def events() -> list[PendingEvent]:
         found = []

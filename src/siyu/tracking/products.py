@@ -176,7 +176,7 @@ def read_events(
     if processed:
         resolved = ResolvedEvent._meta.db_table
         sql += f" AND EXISTS (SELECT 1 FROM {resolved} r WHERE r.event_id = e.id)"
-    return sqlbulk.send(sql, [ids, workspace.pk, MessageType.TRACK, names])
+    return sqlbulk.send(sql, [sqlbulk.BigIntArray(ids), workspace.pk, MessageType.TRACK, names])
 
 
 COLUMNS = [
