@@ -148,8 +148,9 @@ def pipelined():
 def send(sql: str, params: Any) -> Callable[[], list[tuple]]:
     """PostgreSQL: run `sql` (on a `pg_cursor`, results in binary) and return a function that
     returns its rows. Inside `pipelined()` the statement is only sent: the server runs it
-    while Python goes on, and asking for the rows waits for it (and for everything sent
-    before it)."""
+    while Python goes on, and asking for the rows waits for every statement sent so far
+    (psycopg fetches the results of the whole pipeline), so send what should run meanwhile
+    only after the rows Python needs first have arrived."""
     connection.ensure_connection()
     cursor = _cursor_on(connection.connection)
     cursor.execute(sql, params, binary=True)

@@ -240,15 +240,17 @@ def _process_batch(
             sqlbulk.local_work_mem(BATCH_WORK_MEM_MB)
             refresh_statistics()
             with sqlbulk.pipelined():
-                # Sent at once (PostgreSQL): the batch's product events, the events that
-                # always need planning, and the pass that resolves (and folds) the events
-                # of people already known. Python folds the products and parses the first
-                # events while the server runs the pass.
+                # The batch's product events and the events that always need planning are
+                # read first, together (PostgreSQL). Then the pass that resolves (and folds)
+                # the events of people already known is sent, and Python folds the products
+                # and parses those events while the server runs it (asking for a result
+                # waits for everything sent so far: nothing is asked for meanwhile).
                 product_events = products.read_events(workspace, ids, processed=False)
                 unplain = read_unplain(workspace.pk, ids)
+                product_rows, unplain_events = product_events(), unplain()
                 known_pass = resolve_known(workspace, ids)
-                catalog = products.catalog(workspace, product_events())
-                parsed = [parse_event(e) for e in unplain()]
+                catalog = products.catalog(workspace, product_rows)
+                parsed = [parse_event(e) for e in unplain_events]
                 known, unresolved = known_pass()
             # plain events repeating an earlier event's ids are not even read (PostgreSQL)
             repeated = repeats(unresolved)
