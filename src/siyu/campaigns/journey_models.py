@@ -11,7 +11,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from siyu.core.models import WorkspaceScoped
+from siyu.core.models import WorkspaceScoped, unchecked_workspace
 
 
 class JourneyStatus(models.TextChoices):
@@ -70,13 +70,7 @@ class EnrollmentStatus(models.TextChoices):
 
 
 class JourneyEnrollment(WorkspaceScoped):
-    workspace = models.ForeignKey(
-        "core.Workspace",
-        on_delete=models.CASCADE,
-        related_name="+",
-        db_index=False,
-        db_constraint=False,
-    )
+    workspace = unchecked_workspace()
     # indexed by (journey, contact) below
     journey = models.ForeignKey(
         Journey,

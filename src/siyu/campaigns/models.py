@@ -11,7 +11,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from siyu.core.models import WorkspaceScoped
+from siyu.core.models import WorkspaceScoped, unchecked_workspace
 
 
 class BroadcastStatus(models.TextChoices):
@@ -95,13 +95,7 @@ class AudienceGroup(models.TextChoices):
 class AudienceMember(WorkspaceScoped):
     """One contact of a run's frozen audience: where the planner put them, and why."""
 
-    workspace = models.ForeignKey(
-        "core.Workspace",
-        on_delete=models.CASCADE,
-        related_name="+",
-        db_index=False,
-        db_constraint=False,
-    )
+    workspace = unchecked_workspace()
     run = models.ForeignKey(
         BroadcastRun,
         on_delete=models.CASCADE,

@@ -3,7 +3,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from siyu.core.models import WorkspaceScoped
+from siyu.core.models import WorkspaceScoped, unchecked_workspace
 
 
 class Gender(models.TextChoices):
@@ -31,17 +31,8 @@ class Source(models.TextChoices):
 class Contact(WorkspaceScoped):
     """A person in the customer pool (客户)."""
 
-    # No lone workspace index: the composite ones below start with it. No database
-    # constraint either (as on the rows written with contacts in bulk by ingest: identities,
-    # timeline, audit): PostgreSQL checked every new row's workspace at commit. Workspaces
-    # are deleted through the ORM, which deletes these rows first.
-    workspace = models.ForeignKey(
-        "core.Workspace",
-        on_delete=models.CASCADE,
-        related_name="+",
-        db_index=False,
-        db_constraint=False,
-    )
+    # ingest writes contacts, identities, timeline and audit rows in bulk
+    workspace = unchecked_workspace()
     name = models.CharField(max_length=120, blank=True)
     gender = models.CharField(max_length=8, choices=Gender.choices, default=Gender.UNKNOWN)
     birthday = models.DateField(null=True, blank=True)
@@ -93,15 +84,7 @@ class Identity(WorkspaceScoped):
     """One way to recognise a contact. Phone and email are stored encrypted (`value_enc`)
     with a keyed hash for lookup; other kinds are stored in clear in `value`."""
 
-    # No lone workspace index: the composite ones below start with it (see Event). No
-    # database constraint (see Contact).
-    workspace = models.ForeignKey(
-        "core.Workspace",
-        on_delete=models.CASCADE,
-        related_name="+",
-        db_index=False,
-        db_constraint=False,
-    )
+    workspace = unchecked_workspace()  # see Contact
 
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="identities")
     kind = models.CharField(max_length=32, choices=IdentityKind.choices)
@@ -229,10 +212,8 @@ class TimelineEntry(WorkspaceScoped):
     """Everything that happened to a contact, newest first on the profile."""
 
     # No database constraints (see Contact): ingest writes tens of thousands of entries a
-    # batch, and contacts are deleted through the ORM too, which deletes their entries first.
-    workspace = models.ForeignKey(
-        "core.Workspace", on_delete=models.CASCADE, related_name="+", db_constraint=False
-    )
+    # batch, and contacts are deleted through the ORM, which deletes their entries first.
+    workspace = unchecked_workspace(db_index=True)
     contact = models.ForeignKey(  # indexed by timeline_contact (contact first)
         Contact,
         on_delete=models.CASCADE,

@@ -16,6 +16,20 @@ class Workspace(models.Model):
         return self.name
 
 
+def unchecked_workspace(*, db_index: bool = False) -> models.ForeignKey:
+    """The workspace key of rows written or replaced in bulk: no database constraint
+    (PostgreSQL checks every new row's key with a trigger at commit) and, unless asked, no
+    lone index (the model's composite indexes start with the workspace). Workspaces are
+    deleted through the ORM, which deletes these rows first."""
+    return models.ForeignKey(
+        "core.Workspace",
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=db_index,
+        db_constraint=False,
+    )
+
+
 class WorkspaceScoped(models.Model):
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
 
@@ -26,12 +40,7 @@ class WorkspaceScoped(models.Model):
 class AuditLog(WorkspaceScoped):
     """Who did what to which object, with before/after, from where and when."""
 
-    # No lone workspace index: the composite ones below start with it. No database
-    # constraint (see contacts.Contact): ingest writes thousands of rows a batch, and
-    # workspaces are deleted through the ORM, which deletes these rows first.
-    workspace = models.ForeignKey(
-        Workspace, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
-    )
+    workspace = unchecked_workspace()  # ingest writes thousands of rows a batch
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

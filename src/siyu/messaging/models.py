@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from siyu.core import crypto
-from siyu.core.models import WorkspaceScoped
+from siyu.core.models import WorkspaceScoped, unchecked_workspace
 
 
 class ChannelKind(models.TextChoices):
@@ -124,13 +124,7 @@ class OutboxMessage(WorkspaceScoped):
     # Written in bulk (a million at a time by a broadcast): no database constraints, whose
     # deferred checks took a fifth of planning, and no single-column indexes that the
     # composite ones below already cover. Django still cascades and restricts deletes.
-    workspace = models.ForeignKey(
-        "core.Workspace",
-        on_delete=models.CASCADE,
-        related_name="+",
-        db_index=False,
-        db_constraint=False,
-    )
+    workspace = unchecked_workspace()
     key = models.CharField(max_length=200)
     contact = models.ForeignKey(
         "contacts.Contact",

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from siyu.core.models import WorkspaceScoped
+from siyu.core.models import WorkspaceScoped, unchecked_workspace
 
 
 class SegmentKind(models.TextChoices):
@@ -58,13 +58,7 @@ class Segment(WorkspaceScoped):
 class SegmentMember(WorkspaceScoped):
     """A contact that is in a segment now, since `entered_at`."""
 
-    workspace = models.ForeignKey(
-        "core.Workspace",
-        on_delete=models.CASCADE,
-        related_name="+",
-        db_index=False,
-        db_constraint=False,
-    )
+    workspace = unchecked_workspace()
     segment = models.ForeignKey(
         Segment,
         on_delete=models.CASCADE,
@@ -97,13 +91,7 @@ class SegmentChange(WorkspaceScoped):
     """A contact entered or left a segment: the history, and the signal journeys listen to
     (read in id order, by cursor)."""
 
-    workspace = models.ForeignKey(
-        "core.Workspace",
-        on_delete=models.CASCADE,
-        related_name="+",
-        db_index=False,
-        db_constraint=False,
-    )
+    workspace = unchecked_workspace()
     segment = models.ForeignKey(
         Segment,
         on_delete=models.CASCADE,
@@ -179,13 +167,7 @@ class ContactScore(WorkspaceScoped):
     by set-based statements. RFM fields are null for contacts without an order; CLV fields
     are null until the workspace has a fit."""
 
-    workspace = models.ForeignKey(
-        "core.Workspace",
-        on_delete=models.CASCADE,
-        related_name="+",
-        db_index=False,
-        db_constraint=False,
-    )
+    workspace = unchecked_workspace()
     contact = models.OneToOneField(
         "contacts.Contact", on_delete=models.CASCADE, related_name="score", db_constraint=False
     )

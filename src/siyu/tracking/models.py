@@ -7,7 +7,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from siyu.core.models import WorkspaceScoped
+from siyu.core.models import WorkspaceScoped, unchecked_workspace
 
 
 class WriteKey(WorkspaceScoped):
@@ -156,13 +156,7 @@ class QueuedEvent(models.Model):
 
     # the primary key is the only index: (workspace, event id) is the resolver's read order
     pk = models.CompositePrimaryKey("workspace_id", "event_id")
-    workspace = models.ForeignKey(
-        "core.Workspace",
-        on_delete=models.CASCADE,
-        related_name="+",
-        db_index=False,
-        db_constraint=False,
-    )
+    workspace = unchecked_workspace()
     event = models.ForeignKey(
         Event, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
     )
@@ -185,13 +179,7 @@ class ResolvedEvent(models.Model):
         related_name="resolution",
         db_constraint=False,
     )
-    workspace = models.ForeignKey(
-        "core.Workspace",
-        on_delete=models.CASCADE,
-        related_name="+",
-        db_index=False,
-        db_constraint=False,
-    )
+    workspace = unchecked_workspace()
     # indexed by resolved_contact_time (contact first). No database constraint: a batch
     # writes every event's contact at once, and contacts are only deleted through the ORM,
     # which sets this to NULL first.
@@ -326,9 +314,7 @@ class ContactStats(WorkspaceScoped):
     has at least one processed event or one order. Always equal to a recompute from the raw
     events and orders: `siyu rebuild-aggregates` rebuilds them. Money is integer fen."""
 
-    workspace = models.ForeignKey(
-        "core.Workspace", on_delete=models.CASCADE, related_name="+", db_constraint=False
-    )
+    workspace = unchecked_workspace(db_index=True)
     contact = models.OneToOneField(
         "contacts.Contact", on_delete=models.CASCADE, related_name="stats", db_constraint=False
     )
@@ -354,13 +340,7 @@ class DailyEventCount(WorkspaceScoped):
     # per event, and an id's index cost every insert)
     pk = models.CompositePrimaryKey("contact_id", "day", "event")
     # indexed by dailyevent_ws_event_day (workspace first): a lone index would only cost writes
-    workspace = models.ForeignKey(
-        "core.Workspace",
-        on_delete=models.CASCADE,
-        related_name="+",
-        db_index=False,
-        db_constraint=False,
-    )
+    workspace = unchecked_workspace()
     contact = models.ForeignKey(  # indexed by the primary key (contact first)
         "contacts.Contact",
         on_delete=models.CASCADE,
