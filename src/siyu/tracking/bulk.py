@@ -5,16 +5,19 @@ The plan is an ordered list of operations (create a contact, attach an identity,
 traits, merge, note a conflict) plus, per event, its contact and, per order event, its
 contact. `write` replays the operations in order on in-memory contacts (the ones that exist
 are read and locked with one query), so later events see what earlier ones did, exactly as
-if each were written at once; then it writes the net result:
+if each were written at once, and writes the net result. New contacts take ids reserved
+ahead (a contact created and merged away within the same batch is never inserted: its
+identities and events go straight to the survivor), so every row names its contact from the
+start, and the writes go in this order:
 
-- new contacts with one INSERT (a contact created and merged away within the same batch is
-  never inserted: its identities and events go straight to the survivor),
-- changed contacts with one bulk UPDATE, merged-away contacts' rows moved with a few
-  statements for all merges (contacts.actions.merge.move_owned_rows) and then deleted,
-- orders (orders.py, per order event), then the events' resolutions (contact and notes),
-  recorded as they leave the queue and folded into their contacts' seen times and
-  aggregates (queue.resolve),
-- identities, timeline and audit rows with one INSERT each.
+- merged-away contacts' rows moved with a few statements for all merges
+  (contacts.actions.merge.move_owned_rows), then those contacts deleted;
+- orders (orders.py, per order event);
+- the events' resolutions (contact and notes), recorded as they leave the queue and folded
+  into their contacts' seen times and aggregates (queue.resolve), the longest statement,
+  which the server runs while Python replays the plan and builds the rest;
+- new contacts with one INSERT, changed contacts with one bulk UPDATE, then identities,
+  timeline and audit rows with one INSERT each, all built before any is sent.
 
 The caller then recomputes the aggregates of the contacts that merges and orders touched."""
 
