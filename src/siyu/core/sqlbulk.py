@@ -11,6 +11,7 @@ column names (from model metadata, never from input) are."""
 import contextlib
 import contextvars
 import datetime
+import functools
 import json
 import struct
 from collections.abc import Callable, Iterable, Sequence
@@ -103,8 +104,9 @@ def _int8_array(values: list) -> bytes:
     return _ARRAY_HEAD.pack(1, 0, _INT8_OID, count, 1) + struct.pack(">" + "iq" * count, *flat)
 
 
-def _cursor_on(pg_connection):
-    """A psycopg cursor that sends BigIntArray with _int8_array."""
+@functools.cache
+def _big_int_array_dumper():
+    """The psycopg dumper of BigIntArray (psycopg is imported only on PostgreSQL)."""
     import psycopg
     from psycopg.adapt import Dumper
 
@@ -115,8 +117,15 @@ def _cursor_on(pg_connection):
         def dump(self, obj):
             return _int8_array(obj)
 
+    return BigIntArrayDumper
+
+
+def _cursor_on(pg_connection):
+    """A psycopg cursor that sends BigIntArray with _int8_array."""
+    import psycopg
+
     cursor = psycopg.Cursor(pg_connection)
-    cursor.adapters.register_dumper(BigIntArray, BigIntArrayDumper)
+    cursor.adapters.register_dumper(BigIntArray, _big_int_array_dumper())
     return cursor
 
 
@@ -134,9 +143,9 @@ def pg_cursor():
 def pipelined():
     """PostgreSQL: statements are sent without waiting for each one's result (psycopg's
     pipeline mode), so that Python builds the next statement while the server runs the last
-    one; reading a result waits for everything sent before it. An error surfaces at the next
-    read or when the block ends, so wrap only work that fails as a whole. Elsewhere, nothing
-    changes."""
+    one; reading a result waits for everything sent so far (see `send`). An error surfaces at
+    the next read or when the block ends, so wrap only work that fails as a whole. Elsewhere,
+    nothing changes."""
     if connection.vendor != "postgresql":
         yield
         return

@@ -28,8 +28,8 @@ from django.db import connection
 
 from siyu.contacts.models import Identity, IdentityKind
 from siyu.core import sqlbulk
-from siyu.tracking import aggregates
-from siyu.tracking.models import Event, MessageType, QueuedEvent, ResolvedEvent
+from siyu.tracking import aggregates, queue
+from siyu.tracking.models import Event, MessageType
 from siyu.tracking.orders import ORDER_EVENTS
 
 PLANNED_ON = (Identity,)
@@ -77,7 +77,10 @@ def resolve_known(workspace, ids: list[int]) -> Callable[[], tuple[set[int], lis
     if connection.vendor != "postgresql":
         return lambda: (set(), [])
     events, identities = Event._meta.db_table, Identity._meta.db_table
-    resolved, queued = ResolvedEvent._meta.db_table, QueuedEvent._meta.db_table
+    taken = (
+        "(SELECT id, holder AS contact_id, '' AS note, timestamp FROM looked"
+        " WHERE holder IS NOT NULL) AS taken"
+    )
     now = datetime.datetime.now(datetime.UTC)
     sql = f"""
         WITH batch AS MATERIALIZED (
@@ -110,17 +113,7 @@ def resolve_known(workspace, ids: list[int]) -> Callable[[], tuple[set[int], lis
                   AND i.kind = %(anon_kind)s AND i.app_id = '' AND i.value = b.anonymous_id
                 LIMIT 1
             ) a ON true
-        ), resolved AS (
-            INSERT INTO {resolved} (event_id, workspace_id, contact_id, timestamp, note,
-                                    processed_at)
-            SELECT id, %(ws)s, holder, timestamp, '', %(now)s FROM looked
-             WHERE holder IS NOT NULL
-            RETURNING event_id
-        ), dequeued AS (
-            -- runs to completion though nothing reads it (a data-modifying WITH)
-            DELETE FROM {queued} q USING resolved r
-             WHERE q.workspace_id = %(ws)s AND q.event_id = r.event_id
-        ), attached AS (
+        ), {queue.recorded_sql(taken)}, attached AS (
             SELECT id, holder AS contact_id, type, event, timestamp, channel FROM looked
              WHERE holder IS NOT NULL
         ), {aggregates.fold_sql("attached")}

@@ -58,6 +58,26 @@ def has_queued(workspace_id: int, after_id: int = 0) -> bool:
     return QueuedEvent.objects.filter(workspace_id=workspace_id, event_id__gt=after_id).exists()
 
 
+def recorded_sql(rows: str) -> str:
+    """PostgreSQL: data-modifying CTEs (for a WITH list) that record the resolutions of the
+    relation `rows` (columns id, contact_id, note, timestamp) and take those events off the
+    queue: `done` returns (event_id, contact_id, timestamp) of each. Parameters: %(ws)s, the
+    workspace id, and %(now)s, when they were processed. The known-people pass and `resolve`
+    both end with it, then fold what `done` returns (aggregates.fold_sql)."""
+    resolved, queued = ResolvedEvent._meta.db_table, QueuedEvent._meta.db_table
+    return f"""
+        done AS (
+            INSERT INTO {resolved} (event_id, workspace_id, contact_id, timestamp, note,
+                                    processed_at)
+            SELECT id, %(ws)s, contact_id, timestamp, note, %(now)s FROM {rows}
+            RETURNING event_id, contact_id, timestamp
+        ), dequeued AS (
+            -- runs to completion though nothing reads it (a data-modifying WITH)
+            DELETE FROM {queued} q USING done
+             WHERE q.workspace_id = %(ws)s AND q.event_id = done.event_id
+        )"""
+
+
 def resolve(workspace: Workspace, rows: Sequence[Resolution], now: datetime.datetime) -> None:
     """Record these events' resolutions, take them off the queue and fold those with a
     contact into their contacts' aggregates (aggregates.py): on PostgreSQL one statement for
@@ -66,20 +86,11 @@ def resolve(workspace: Workspace, rows: Sequence[Resolution], now: datetime.date
     if not rows:
         return
     rows = sorted(rows)  # by event id: the primary key's index is then written in order
-    resolved, queued = ResolvedEvent._meta.db_table, QueuedEvent._meta.db_table
-    columns = [("id", "int"), ("contact_id", "int"), ("note", "text"), ("ts", "ts")]
+    columns = [("id", "int"), ("contact_id", "int"), ("note", "text"), ("timestamp", "ts")]
     if connection.vendor == "postgresql":
         source, params = sqlbulk.named_source(columns, rows, "r")
         sql = f"""
-            WITH done AS (
-                INSERT INTO {resolved} (event_id, workspace_id, contact_id, timestamp, note,
-                                        processed_at)
-                SELECT v.id, %(ws)s, v.contact_id, v.ts, v.note, %(now)s FROM {source} AS v
-                RETURNING event_id, contact_id, timestamp
-            ), dequeued AS (
-                DELETE FROM {queued} q USING done
-                 WHERE q.workspace_id = %(ws)s AND q.event_id = done.event_id
-            ), attached AS MATERIALIZED (
+            WITH {recorded_sql(f"{source} AS v")}, attached AS MATERIALIZED (
                 SELECT e.id, d.contact_id, e.type, e.event, d.timestamp,
                        {aggregates.channel_sql("e")} AS channel
                   FROM done d JOIN {Event._meta.db_table} e ON e.id = d.event_id
@@ -92,8 +103,9 @@ def resolve(workspace: Workspace, rows: Sequence[Resolution], now: datetime.date
             cursor.execute(sql, params)
         return
     insert = (
-        f"INSERT INTO {resolved} (event_id, workspace_id, contact_id, timestamp, note, "
-        "processed_at) SELECT v.id, %s, v.contact_id, v.ts, v.note, %s FROM {rows} AS v"
+        f"INSERT INTO {ResolvedEvent._meta.db_table} (event_id, workspace_id, contact_id, "
+        "timestamp, note, processed_at) "
+        "SELECT v.id, %s, v.contact_id, v.timestamp, v.note, %s FROM {rows} AS v"
     )
     sqlbulk.execute_with_rows(insert, columns, rows, before=[workspace.pk, now])
     ids = [row[0] for row in rows]
