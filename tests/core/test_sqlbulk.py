@@ -62,3 +62,27 @@ def test_bigint_arrays_arrive_as_sent(cast, values):
     with sqlbulk.pg_cursor() as cursor:
         cursor.execute("SELECT %b::bigint[]", [sqlbulk.BigIntArray(values)])
         assert cursor.fetchone()[0] == values
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL statistics")
+def test_a_small_sample_analyses_fewer_rows_and_leaves_the_setting_alone(cast):
+    with transaction.atomic(), sqlbulk.pg_cursor() as cursor:
+        cursor.execute("SHOW default_statistics_target")
+        (before,) = cursor.fetchone()
+        cursor.execute(
+            "CREATE TEMP TABLE sampled ON COMMIT DROP AS SELECT generate_series(1, 9000) n"
+        )
+        sqlbulk.analyze(cursor, ["sampled"], sample=10)
+        cursor.execute(
+            "SELECT cardinality(histogram_bounds::text::int[]) FROM pg_stats "
+            "WHERE tablename = 'sampled' AND attname = 'n'"
+        )
+        assert cursor.fetchone()[0] <= 11  # a target of 10: ten buckets
+        cursor.execute("SHOW default_statistics_target")
+        assert cursor.fetchone()[0] == before
+        sqlbulk.analyze(cursor, ["sampled"])
+        cursor.execute(
+            "SELECT cardinality(histogram_bounds::text::int[]) FROM pg_stats "
+            "WHERE tablename = 'sampled' AND attname = 'n'"
+        )
+        assert cursor.fetchone()[0] > 11

@@ -504,12 +504,14 @@ STALE_ROWS = 1000
 STALE_SHARE = 0.2
 
 
-def analyze_stale(cursor, tables: Sequence[str]) -> list[str]:
+def analyze_stale(cursor, tables: Sequence[str], sample: int | None = None) -> list[str]:
     """PostgreSQL: ANALYZE those of `tables` whose statistics are far behind (more than
     STALE_ROWS rows and STALE_SHARE of the table changed since the last ANALYZE). Bulk
     writes grow tables faster than autovacuum looks at them (or autovacuum is off), and a
     planner that takes a million-row table for a dozen rows picks nested loops that run for
     seconds. One catalog query when nothing is stale. Returns the tables analysed.
+    `sample`: the statistics target for this ANALYZE (it reads 300 rows per unit; the
+    server's default is 100), where the row count matters more than the distributions.
 
     SQLite keeps no count of changes: its tables are analysed every time, on a sample
     (`analysis_limit`), which takes milliseconds; without any statistics it read a month of
@@ -528,12 +530,24 @@ def analyze_stale(cursor, tables: Sequence[str]) -> list[str]:
         "WHERE relname = ANY(%s)",
         [list(tables)],
     )
-    done = []
-    for table, live, changed in cursor.fetchall():
-        if changed > STALE_ROWS and changed > STALE_SHARE * max(live, 1):
-            cursor.execute(f"ANALYZE {table}")
-            done.append(table)
-    return done
+    stale = [
+        table
+        for table, live, changed in cursor.fetchall()
+        if changed > STALE_ROWS and changed > STALE_SHARE * max(live, 1)
+    ]
+    analyze(cursor, stale, sample)
+    return stale
+
+
+def analyze(cursor, tables: Sequence[str], sample: int | None = None) -> None:
+    """PostgreSQL: ANALYZE these tables, with the statistics target `sample` if given (set
+    for these statements only: call it inside a transaction)."""
+    if tables and sample:
+        cursor.execute(f"SET LOCAL default_statistics_target = {int(sample)}")
+    for table in tables:
+        cursor.execute(f"ANALYZE {table}")
+    if tables and sample:
+        cursor.execute("SET LOCAL default_statistics_target TO DEFAULT")
 
 
 def workspace_lock(lock_class: int, workspace_id: int) -> None:

@@ -33,6 +33,7 @@ from siyu.tracking.models import Event, MessageType
 from siyu.tracking.orders import ORDER_EVENTS
 
 PLANNED_ON = (Identity,)
+STATISTICS_SAMPLE = 10  # 3,000 rows
 
 
 def refresh_statistics() -> None:
@@ -42,10 +43,12 @@ def refresh_statistics() -> None:
     workspace's identities once per event: quadratic. Only this table: the event
     statements name events by primary key, and analysing the contact and aggregate tables
     inside the batch too made its commit take seconds (measured; the cause is not pinned
-    down)."""
+    down). A small sample (STATISTICS_SAMPLE) suffices: the plans need the table's size,
+    and the default sample read a 37,000-row table whole (0.13 s against 0.013 s)."""
     if connection.vendor == "postgresql":
         with sqlbulk.pg_cursor() as cursor:
-            sqlbulk.analyze_stale(cursor, [m._meta.db_table for m in PLANNED_ON])
+            tables = [m._meta.db_table for m in PLANNED_ON]
+            sqlbulk.analyze_stale(cursor, tables, sample=STATISTICS_SAMPLE)
 
 
 # The events this pass may take (the module docstring lists the conditions); resolve.is_plain
