@@ -161,13 +161,13 @@ def one_by_one_in_the_other_workspace(cast, monkeypatch):
     def resolve_known(workspace, ids):
         if workspace.pk == cast.outsider_workspace.pk:
             # one by one, in id order: every event through the planner
-            return lambda: (set(), [])
+            return lambda: (set(), [], [])
         fetch = real_known(workspace, ids)
 
         def result():
-            resolved, unresolved = fetch()
+            resolved, unresolved, planned = fetch()
             known.append(len(resolved))
-            return resolved, unresolved
+            return resolved, unresolved, planned
 
         return result
 

@@ -16,8 +16,10 @@ transaction. Running this pass first gives the same end state as id order: it on
 attaches events to holders that exist, and a merge planned afterwards moves the holder's
 events to the survivor (the merge hook), as it would have.
 
-The same statement returns the two ids of every event it leaves: the resolver finds among
-them the plain events that repeat an earlier event's ids (resolve.repeats).
+The same statement returns the two ids of every event it leaves (the resolver finds among
+them the plain events that repeat an earlier event's ids: resolve.repeats), and reads the
+plain events it leaves that the planner must plan (the first with their pair of ids) as
+pending.read_pending would: they need no read of their own.
 
 On SQLite the planner does all of it (this pass is PostgreSQL only)."""
 
@@ -29,8 +31,8 @@ from django.db import connection
 from siyu.contacts.models import Identity, IdentityKind
 from siyu.core import sqlbulk
 from siyu.tracking import aggregates, queue
-from siyu.tracking.models import Event, MessageType
-from siyu.tracking.orders import ORDER_EVENTS
+from siyu.tracking.models import Event
+from siyu.tracking.pending import PLAIN, PLAIN_PARAMS, PendingEvent, context_sql, from_row
 
 PLANNED_ON = (Identity,)
 STATISTICS_SAMPLE = 10  # 3,000 rows
@@ -51,21 +53,6 @@ def refresh_statistics() -> None:
             sqlbulk.analyze_stale(cursor, tables, sample=STATISTICS_SAMPLE)
 
 
-# The events this pass may take (the module docstring lists the conditions); resolve.is_plain
-# says the same in Python.
-PLAIN = """e.type = ANY(%(types)s)
-              AND NOT (e.type = %(track)s AND e.event = ANY(%(orders)s))
-              AND (jsonb_typeof(e.context -> 'traits') IS DISTINCT FROM 'object'
-                   OR e.context -> 'traits' = '{}'::jsonb)
-              AND (e.user_id <> '' OR e.anonymous_id <> '')
-              AND e.user_id = btrim(e.user_id) AND e.anonymous_id = btrim(e.anonymous_id)"""
-PLAIN_PARAMS = {
-    "types": [MessageType.TRACK, MessageType.PAGE, MessageType.SCREEN],
-    "track": MessageType.TRACK,
-    "orders": sorted(ORDER_EVENTS),
-}
-
-
 def _holders(column: str, kind: str) -> str:
     """The contact holding each distinct value of a batch column (userId or anonymousId)
     among its plain events, or NULL: one index lookup per value, not per event (a batch
@@ -83,16 +70,21 @@ def _holders(column: str, kind: str) -> str:
 Unresolved = tuple[int, str, str, bool, datetime.datetime]  # id, userId, anonymousId, plain, time
 
 
-def resolve_known(workspace, ids: list[int]) -> Callable[[], tuple[set[int], list[Unresolved]]]:
+# the ids resolved, the others (Unresolved) and the plain ones among those to plan
+Known = tuple[set[int], list[Unresolved], list[PendingEvent]]
+
+
+def resolve_known(workspace, ids: list[int]) -> Callable[[], Known]:
     """Resolve the qualifying events among these pending ones, and fold them into their
     contacts' aggregates (aggregates.fold_sql). Returns a function that returns the ids
-    resolved, and (id, userId, anonymousId, whether it is plain, time) of every other one in
-    id order: what the resolver needs to find the plain events that repeat an earlier
-    event's ids (resolve.repeats) without reading their JSON. Inside `sqlbulk.pipelined()`
-    the statement is only sent, and that function waits for it. On SQLite: nothing
-    resolved, no rows."""
+    resolved; (id, userId, anonymousId, whether it is plain, time) of every other one in
+    id order, what the resolver needs to find the plain events that repeat an earlier
+    event's ids (resolve.repeats) without reading their JSON; and, read in full, the plain
+    ones among those that do not repeat one (the first with their ids), in id order. Inside
+    `sqlbulk.pipelined()` the statement is only sent, and that function waits for it. On
+    SQLite: nothing resolved, no rows."""
     if connection.vendor != "postgresql":
-        return lambda: (set(), [])
+        return lambda: (set(), [], [])
     events = Event._meta.db_table
     taken = (
         "(SELECT id, holder AS contact_id, '' AS note, timestamp FROM looked"
@@ -101,8 +93,9 @@ def resolve_known(workspace, ids: list[int]) -> Callable[[], tuple[set[int], lis
     now = datetime.datetime.now(datetime.UTC)
     sql = f"""
         WITH batch AS MATERIALIZED (
-            SELECT ids.id, e.user_id, e.anonymous_id, {PLAIN} AS plain, e.timestamp, e.type,
-                   e.event, {aggregates.channel_sql("e")} AS channel
+            SELECT ids.id, e.message_id, e.user_id, e.anonymous_id, e.previous_id, e.context,
+                   {PLAIN} AS plain, e.timestamp, e.type, e.event,
+                   {aggregates.channel_sql("e")} AS channel
             -- a LEFT JOIN, so that the planner counts every id given whatever its statistics
             -- say of the workspace's events (all are the workspace's: read from its queue)
             FROM unnest(%(ids)b::bigint[]) AS ids(id)
@@ -112,8 +105,8 @@ def resolve_known(workspace, ids: list[int]) -> Callable[[], tuple[set[int], lis
         ), devices AS MATERIALIZED (
             {_holders("anonymous_id", "anon_kind")}
         ), looked AS MATERIALIZED (
-            SELECT b.id, b.user_id, b.anonymous_id, b.plain, b.timestamp, b.type, b.event,
-                   b.channel,
+            SELECT b.id, b.message_id, b.user_id, b.anonymous_id, b.previous_id, b.context,
+                   b.plain, b.timestamp, b.type, b.event, b.channel,
                    CASE WHEN b.plain
                          AND (b.user_id = '' OR u.contact_id IS NOT NULL)
                          AND (b.anonymous_id = '' OR a.contact_id IS NOT NULL)
@@ -126,9 +119,23 @@ def resolve_known(workspace, ids: list[int]) -> Callable[[], tuple[set[int], lis
         ), {queue.recorded_sql(taken)}, attached AS (
             SELECT id, holder AS contact_id, type, event, timestamp, channel FROM looked
              WHERE holder IS NOT NULL
-        ), {aggregates.fold_sql("attached")}
-        SELECT id, user_id, anonymous_id, plain, timestamp FROM looked
-         WHERE holder IS NULL ORDER BY id
+        ), {aggregates.fold_sql("attached")}, unresolved AS (
+            -- the plain events the planner reads: the first with their pair of ids (the
+            -- later ones repeat it: resolve.repeats)
+            SELECT *, plain IS TRUE AND row_number() OVER (
+                       PARTITION BY user_id, anonymous_id ORDER BY id) = 1 AS planned
+              FROM looked WHERE holder IS NULL
+        )
+        SELECT id, user_id, anonymous_id, plain, timestamp,
+               {", ".join(["NULL"] * 9)}, NULL::jsonb, NULL, NULL
+          FROM unresolved WHERE NOT planned
+        UNION ALL
+        -- as pending.read_pending reads them (a plain event has no order properties or traits)
+        SELECT id, user_id, anonymous_id, plain, timestamp,
+               id, message_id, type, user_id, anonymous_id, previous_id, event, NULL, NULL,
+               {context_sql("u")}, timestamp
+          FROM unresolved u WHERE planned
+        ORDER BY id
     """
     params = {
         "ws": workspace.pk,
@@ -141,11 +148,12 @@ def resolve_known(workspace, ids: list[int]) -> Callable[[], tuple[set[int], lis
     }
     fetch = sqlbulk.send(sql, params)
 
-    def result() -> tuple[set[int], list[Unresolved]]:
+    def result() -> Known:
         rows = fetch()
         # every id given is queued (read from the queue in this transaction, and the drainer
         # holds the workspace), so those not returned are the ones resolved
         unresolved = {row[0] for row in rows}
-        return {i for i in ids if i not in unresolved}, rows
+        planned = [from_row(row[5:]) for row in rows if row[5] is not None]
+        return {i for i in ids if i not in unresolved}, [row[:5] for row in rows], planned
 
     return result

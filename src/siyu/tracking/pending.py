@@ -12,9 +12,23 @@ from django.db import connection
 from django.db.models import Case, JSONField, Q, When
 
 from siyu.core import sqlbulk
-from siyu.tracking.known import PLAIN, PLAIN_PARAMS
 from siyu.tracking.models import Event, MessageType
 from siyu.tracking.orders import ORDER_EVENTS
+
+# The events the pass for known people may take (known.py lists the conditions):
+# resolve.is_plain says the same in Python.
+PLAIN = """e.type = ANY(%(types)s)
+              AND NOT (e.type = %(track)s AND e.event = ANY(%(orders)s))
+              AND (jsonb_typeof(e.context -> 'traits') IS DISTINCT FROM 'object'
+                   OR e.context -> 'traits' = '{}'::jsonb)
+              AND (e.user_id <> '' OR e.anonymous_id <> '')
+              AND e.user_id = btrim(e.user_id) AND e.anonymous_id = btrim(e.anonymous_id)"""
+PLAIN_PARAMS = {
+    "types": [MessageType.TRACK, MessageType.PAGE, MessageType.SCREEN],
+    "track": MessageType.TRACK,
+    "orders": sorted(ORDER_EVENTS),
+}
+
 
 COLUMNS = (
     "id",
@@ -84,35 +98,40 @@ def read_unplain(workspace_id: int, ids: list[int]) -> Callable[[], list[Pending
     return _read_postgresql(workspace_id, ids, f"NOT ({PLAIN})")
 
 
+def context_sql(e: str) -> str:
+    """SQL for the two columns the planner reads of the context of event row `e`: only the
+    parts resolution reads (resolve.py: parse_event, is_plain, _source), as JSON only when
+    there are traits or an app (decoding a JSON value per event cost more than reading it),
+    and the campaign source as text (`from_row` puts it back). The rest (ip, user agent,
+    library, page, …) stays in the row."""
+    return (
+        f"CASE WHEN jsonb_typeof({e}.context) <> 'object' THEN {e}.context "
+        f"WHEN {e}.context ? 'traits' OR {e}.context ? 'app' THEN jsonb_build_object("
+        f"'traits', {e}.context -> 'traits', 'app', {e}.context -> 'app') END, "
+        f"CASE WHEN jsonb_typeof({e}.context -> 'campaign' -> 'source') = 'string' "
+        f"THEN {e}.context -> 'campaign' ->> 'source' END"
+    )
+
+
+def from_row(row: tuple) -> PendingEvent:
+    """A PendingEvent from a row of COLUMNS with the context as `context_sql` reads it."""
+    *head, context, source, timestamp = row
+    if source is not None:
+        context = {**(context or {}), "campaign": {"source": source}}
+    return PendingEvent(*head, {} if context is None else context, timestamp)
+
+
 def _read_postgresql(
     workspace_id: int, ids: list[int], condition: str = "true"
 ) -> Callable[[], list[PendingEvent]]:
     table = Event._meta.db_table
-    # Only the parts of the context resolution reads (resolve.py: parse_event, is_plain,
-    # _source), and as JSON only when there are traits or an app: decoding a JSON value per
-    # event cost more than reading it. The campaign source comes as text and is put back
-    # into the context here. The rest (ip, user agent, library, page, …) stays in the row.
     sql = (
         "SELECT e.id, message_id, type, user_id, anonymous_id, previous_id, event, "
         "CASE WHEN type = 'track' AND event = ANY(%(orders)s) THEN properties END, "
-        "CASE WHEN type = 'identify' THEN traits END, "
-        "CASE WHEN jsonb_typeof(context) <> 'object' THEN context "
-        "WHEN context ? 'traits' OR context ? 'app' THEN jsonb_build_object("
-        "'traits', context -> 'traits', 'app', context -> 'app') END, "
-        "CASE WHEN jsonb_typeof(context -> 'campaign' -> 'source') = 'string' "
-        "THEN context -> 'campaign' ->> 'source' END, timestamp "
+        f"CASE WHEN type = 'identify' THEN traits END, {context_sql('e')}, timestamp "
         f"FROM unnest(%(ids)b::bigint[]) AS ids(id) JOIN {table} e ON e.id = ids.id "
         f"WHERE workspace_id = %(ws)s AND {condition} ORDER BY e.id"
     )
     params = {"ids": sqlbulk.BigIntArray(ids), "ws": workspace_id, **PLAIN_PARAMS}
     fetch = sqlbulk.send(sql, params)
-
-    def events() -> list[PendingEvent]:
-        found = []
-        for *head, context, source, timestamp in fetch():
-            if source is not None:
-                context = {**(context or {}), "campaign": {"source": source}}
-            found.append(PendingEvent(*head, {} if context is None else context, timestamp))
-        return found
-
-    return events
+    return lambda: [from_row(row) for row in fetch()]

@@ -251,11 +251,12 @@ def _process_batch(
                 known_pass = resolve_known(workspace, ids)
                 catalog = products.catalog(workspace, product_rows)
                 parsed = [parse_event(e) for e in unplain_events]
-                known, unresolved = known_pass()
-            # plain events repeating an earlier event's ids are not even read (PostgreSQL)
+                known, unresolved, planned = known_pass()
+            # plain events repeating an earlier event's ids are not even read, and the pass
+            # read the other plain ones it left (PostgreSQL; on SQLite all are read here)
             repeated = repeats(unresolved)
-            taken = known | set(repeated) | {p.event.pk for p in parsed}
-            rest = read_pending(workspace.pk, [i for i in ids if i not in taken])
+            taken = known | set(repeated) | {e.pk for e in [*unplain_events, *planned]}
+            rest = [*planned, *read_pending(workspace.pk, [i for i in ids if i not in taken])]
             parsed = sorted([*parsed, *map(parse_event, rest)], key=lambda p: p.event.pk)
             fell_back = False
             if parsed or repeated:
