@@ -86,3 +86,18 @@ def test_a_small_sample_analyses_fewer_rows_and_leaves_the_setting_alone(cast):
             "WHERE tablename = 'sampled' AND attname = 'n'"
         )
         assert cursor.fetchone()[0] > 11
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL settings")
+@pytest.mark.django_db(transaction=True)  # a transaction of its own, not the test's
+def test_local_settings_last_as_long_as_the_transaction():
+    def shown() -> tuple[str, str]:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT current_setting('work_mem'), current_setting('jit')")
+            return cursor.fetchone()
+
+    before = shown()
+    with transaction.atomic():
+        sqlbulk.local_settings(64, jit=False)
+        assert shown() == ("64MB", "off")
+    assert shown() == before

@@ -492,12 +492,15 @@ def _prepared(field, kind: str, value: Any) -> Any:
     return field.get_db_prep_save(value, connection)
 
 
-def local_work_mem(megabytes: int) -> None:
+def local_settings(work_mem_mb: int, jit: bool = True) -> None:
     """PostgreSQL: for the rest of this transaction, each sort or hash may use this much
-    memory (work_mem) before it spills to disk. Elsewhere, nothing."""
+    memory (work_mem) before it spills to disk, and with `jit=False` no statement is
+    compiled to machine code (JIT). Elsewhere, nothing."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute(f"SET LOCAL work_mem = '{int(megabytes)}MB'")
+            cursor.execute(f"SET LOCAL work_mem = '{int(work_mem_mb)}MB'")
+            if not jit:
+                cursor.execute("SET LOCAL jit = off")
 
 
 STALE_ROWS = 1000

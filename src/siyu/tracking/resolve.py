@@ -50,6 +50,10 @@ BATCH_SIZE = {"postgresql": 100_000}.get(connection.vendor, 10_000)
 # whole batch (its resolutions by contact and time, its daily counts), which spilled to
 # disk with the default 4 MB (0.3 s of 10.6 s per 100,000 events on the ingest benchmark).
 BATCH_WORK_MEM_MB = 64
+# No JIT compilation in a batch's transaction either (PostgreSQL): its statements handle the
+# whole batch, so their estimated costs can pass the server's JIT thresholds (100,000 by
+# default: reading 100,000 events by primary key is costed at 850,000), and compiling such
+# a read took 0.14 s, as long as running it (0.18 s).
 LEASE_SECONDS = 300  # a drainer that died frees its workspace after this long
 LOOKUP_CHUNK = 900  # parameters per IN (…) query, under SQLite's oldest limit
 ACTOR = Actor.system("tracking")
@@ -237,7 +241,7 @@ def _process_batch(
         if not ids:
             return 0, after_id, []
         with aggregates.deferred() as touched:  # orders and merges: recomputed at the end
-            sqlbulk.local_work_mem(BATCH_WORK_MEM_MB)
+            sqlbulk.local_settings(BATCH_WORK_MEM_MB, jit=False)
             refresh_statistics()
             with sqlbulk.pipelined():
                 # The batch's product events and the events that always need planning are
