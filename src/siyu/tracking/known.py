@@ -31,10 +31,17 @@ from django.db import connection
 from siyu.contacts.models import Identity, IdentityKind
 from siyu.core import sqlbulk
 from siyu.tracking import aggregates, queue
-from siyu.tracking.models import Event
-from siyu.tracking.pending import PLAIN, PLAIN_PARAMS, PendingEvent, context_sql, from_row
+from siyu.tracking.pending import (
+    PLAIN,
+    PLAIN_PARAMS,
+    PendingEvent,
+    context_sql,
+    from_row,
+    join_events,
+)
 
 PLANNED_ON = (Identity,)
+EVENT_COLUMNS = "message_id, user_id, anonymous_id, previous_id, context, timestamp, type, event"
 STATISTICS_SAMPLE = 10  # 3,000 rows
 
 
@@ -85,7 +92,6 @@ def resolve_known(workspace, ids: list[int]) -> Callable[[], Known]:
     SQLite: nothing resolved, no rows."""
     if connection.vendor != "postgresql":
         return lambda: (set(), [], [])
-    events = Event._meta.db_table
     taken = (
         "(SELECT id, holder AS contact_id, '' AS note, timestamp FROM looked"
         " WHERE holder IS NOT NULL) AS taken"
@@ -96,10 +102,10 @@ def resolve_known(workspace, ids: list[int]) -> Callable[[], Known]:
             SELECT ids.id, e.message_id, e.user_id, e.anonymous_id, e.previous_id, e.context,
                    {PLAIN} AS plain, e.timestamp, e.type, e.event,
                    {aggregates.channel_sql("e")} AS channel
-            -- a LEFT JOIN, so that the planner counts every id given whatever its statistics
-            -- say of the workspace's events (all are the workspace's: read from its queue)
+            -- a LEFT JOIN, so that the planner counts every id given (all are the
+            -- workspace's, read from its queue)
             FROM unnest(%(ids)b::bigint[]) AS ids(id)
-            LEFT JOIN {events} e ON e.id = ids.id AND e.workspace_id = %(ws)s
+            LEFT {join_events("ids.id", EVENT_COLUMNS)}
         ), users AS MATERIALIZED (
             {_holders("user_id", "user_kind")}
         ), devices AS MATERIALIZED (

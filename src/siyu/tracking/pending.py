@@ -98,6 +98,18 @@ def read_unplain(workspace_id: int, ids: list[int]) -> Callable[[], list[Pending
     return _read_postgresql(workspace_id, ids, f"NOT ({PLAIN})")
 
 
+def join_events(id_expr: str, columns: str) -> str:
+    """PostgreSQL: a JOIN to the event `e` whose id is `id_expr`, looked up by primary key
+    (OFFSET 0 keeps the workspace test, %(ws)s, out of the lookup), with `columns` of it.
+    Whatever the statistics say of the workspace's events (a new workspace's are stale after
+    its first burst), the plan reads the batch's events, not all of the workspace's: hashing
+    those was most of the reads' time (0.71 s against 0.49 s per 100,000 events)."""
+    return (
+        f"JOIN LATERAL (SELECT workspace_id, {columns} FROM {Event._meta.db_table} "
+        f"WHERE id = {id_expr} OFFSET 0) e ON e.workspace_id = %(ws)s"
+    )
+
+
 def context_sql(e: str) -> str:
     """SQL for the two columns the planner reads of the context of event row `e`: only the
     parts resolution reads (resolve.py: parse_event, is_plain, _source), as JSON only when
@@ -124,13 +136,13 @@ def from_row(row: tuple) -> PendingEvent:
 def _read_postgresql(
     workspace_id: int, ids: list[int], condition: str = "true"
 ) -> Callable[[], list[PendingEvent]]:
-    table = Event._meta.db_table
+    columns = ", ".join(COLUMNS)
     sql = (
         "SELECT e.id, message_id, type, user_id, anonymous_id, previous_id, event, "
         "CASE WHEN type = 'track' AND event = ANY(%(orders)s) THEN properties END, "
         f"CASE WHEN type = 'identify' THEN traits END, {context_sql('e')}, timestamp "
-        f"FROM unnest(%(ids)b::bigint[]) AS ids(id) JOIN {table} e ON e.id = ids.id "
-        f"WHERE workspace_id = %(ws)s AND {condition} ORDER BY e.id"
+        f"FROM unnest(%(ids)b::bigint[]) AS ids(id) {join_events('ids.id', columns)} "
+        f"WHERE {condition} ORDER BY e.id"
     )
     params = {"ids": sqlbulk.BigIntArray(ids), "ws": workspace_id, **PLAIN_PARAMS}
     fetch = sqlbulk.send(sql, params)

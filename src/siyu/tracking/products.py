@@ -28,6 +28,7 @@ from siyu.core.errors import ValidationError
 from siyu.core.models import Workspace
 from siyu.tracking.models import Event, MessageType, Product, ResolvedEvent
 from siyu.tracking.orders import ORDER_COMPLETED, _text, parse_money
+from siyu.tracking.pending import join_events
 
 log = logging.getLogger(__name__)
 
@@ -169,14 +170,20 @@ def read_events(
         )
         return lambda: rows
     sql = (
-        "SELECT e.id, e.event, e.properties, e.timestamp "
-        f"FROM unnest(%b::bigint[]) AS ids(id) JOIN {Event._meta.db_table} e ON e.id = ids.id "
-        "WHERE e.workspace_id = %s AND e.type = %s AND e.event = ANY(%s)"
+        "SELECT e.id, e.event, e.properties, e.timestamp FROM unnest(%(ids)b::bigint[]) AS ids(id) "
+        f"{join_events('ids.id', 'id, type, event, properties, timestamp')} "
+        "WHERE e.type = %(track)s AND e.event = ANY(%(names)s)"
     )
     if processed:
         resolved = ResolvedEvent._meta.db_table
         sql += f" AND EXISTS (SELECT 1 FROM {resolved} r WHERE r.event_id = e.id)"
-    return sqlbulk.send(sql, [sqlbulk.BigIntArray(ids), workspace.pk, MessageType.TRACK, names])
+    params = {
+        "ids": sqlbulk.BigIntArray(ids),
+        "ws": workspace.pk,
+        "track": MessageType.TRACK,
+        "names": names,
+    }
+    return sqlbulk.send(sql, params)
 
 
 COLUMNS = [

@@ -12,6 +12,7 @@ from siyu.core import sqlbulk
 from siyu.core.models import Workspace
 from siyu.tracking import aggregates
 from siyu.tracking.models import Event, QueuedEvent, ResolvedEvent
+from siyu.tracking.pending import join_events
 
 # (event id, contact id or None, note, the event's time)
 Resolution = tuple[int, int | None, str, datetime.datetime]
@@ -93,8 +94,8 @@ def resolve(workspace: Workspace, rows: Sequence[Resolution], now: datetime.date
             WITH {recorded_sql(f"{source} AS v")}, attached AS MATERIALIZED (
                 SELECT e.id, d.contact_id, e.type, e.event, d.timestamp,
                        {aggregates.channel_sql("e")} AS channel
-                  FROM done d JOIN {Event._meta.db_table} e ON e.id = d.event_id
-                 WHERE e.workspace_id = %(ws)s AND d.contact_id IS NOT NULL
+                  FROM done d {join_events("d.event_id", "id, type, event, context")}
+                 WHERE d.contact_id IS NOT NULL
             ), {aggregates.fold_sql("attached")}
             SELECT 1
         """
