@@ -41,7 +41,10 @@ from siyu.tracking.pending import (
 )
 
 PLANNED_ON = (Identity,)
-EVENT_COLUMNS = "message_id, user_id, anonymous_id, previous_id, context, timestamp, type, event"
+# what the pass reads of an event (pending.join_events)
+EVENT_COLUMNS = (
+    "id, message_id, user_id, anonymous_id, previous_id, context, timestamp, type, event"
+)
 STATISTICS_SAMPLE = 10  # 3,000 rows
 
 
@@ -99,9 +102,8 @@ def resolve_known(workspace, ids: list[int]) -> Callable[[], Known]:
     now = datetime.datetime.now(datetime.UTC)
     sql = f"""
         WITH batch AS MATERIALIZED (
-            SELECT ids.id, e.message_id, e.user_id, e.anonymous_id, e.previous_id, e.context,
-                   {PLAIN} AS plain, e.timestamp, e.type, e.event,
-                   {aggregates.channel_sql("e")} AS channel
+            SELECT ids.id, e.user_id, e.anonymous_id, {PLAIN} AS plain, e.timestamp, e.type,
+                   e.event, {aggregates.channel_sql("e")} AS channel
             -- a LEFT JOIN, so that the planner counts every id given (all are the
             -- workspace's, read from its queue)
             FROM unnest(%(ids)b::bigint[]) AS ids(id)
@@ -111,8 +113,8 @@ def resolve_known(workspace, ids: list[int]) -> Callable[[], Known]:
         ), devices AS MATERIALIZED (
             {_holders("anonymous_id", "anon_kind")}
         ), looked AS MATERIALIZED (
-            SELECT b.id, b.message_id, b.user_id, b.anonymous_id, b.previous_id, b.context,
-                   b.plain, b.timestamp, b.type, b.event, b.channel,
+            SELECT b.id, b.user_id, b.anonymous_id, b.plain, b.timestamp, b.type, b.event,
+                   b.channel,
                    CASE WHEN b.plain
                          AND (b.user_id = '' OR u.contact_id IS NOT NULL)
                          AND (b.anonymous_id = '' OR a.contact_id IS NOT NULL)
@@ -128,7 +130,8 @@ def resolve_known(workspace, ids: list[int]) -> Callable[[], Known]:
         ), {aggregates.fold_sql("attached")}, unresolved AS (
             -- the plain events the planner reads: the first with their pair of ids (the
             -- later ones repeat it: resolve.repeats)
-            SELECT *, plain IS TRUE AND row_number() OVER (
+            SELECT id, user_id, anonymous_id, plain, timestamp,
+                   plain IS TRUE AND row_number() OVER (
                        PARTITION BY user_id, anonymous_id ORDER BY id) = 1 AS planned
               FROM looked WHERE holder IS NULL
         )
@@ -136,11 +139,13 @@ def resolve_known(workspace, ids: list[int]) -> Callable[[], Known]:
                {", ".join(["NULL"] * 9)}, NULL::jsonb, NULL, NULL
           FROM unresolved WHERE NOT planned
         UNION ALL
-        -- as pending.read_pending reads them (a plain event has no order properties or traits)
-        SELECT id, user_id, anonymous_id, plain, timestamp,
-               id, message_id, type, user_id, anonymous_id, previous_id, event, NULL, NULL,
-               {context_sql("u")}, timestamp
-          FROM unresolved u WHERE planned
+        -- read again, as pending.read_pending reads them (a plain event has no order
+        -- properties or traits): carrying their JSON through the pass cost more
+        SELECT u.id, u.user_id, u.anonymous_id, u.plain, u.timestamp,
+               e.id, e.message_id, e.type, e.user_id, e.anonymous_id, e.previous_id, e.event,
+               NULL, NULL, {context_sql("e")}, e.timestamp
+          FROM unresolved u {join_events("u.id", EVENT_COLUMNS)}
+         WHERE u.planned
         ORDER BY id
     """
     params = {
