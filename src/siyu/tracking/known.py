@@ -144,7 +144,7 @@ def resolve_known(workspace, ids: list[int]) -> Callable[[], Known]:
         SELECT u.id, u.user_id, u.anonymous_id, u.plain, u.timestamp,
                e.id, e.message_id, e.type, e.user_id, e.anonymous_id, e.previous_id, e.event,
                NULL, NULL, {context_sql("e")}, e.timestamp
-          FROM unresolved u {join_events("u.id", EVENT_COLUMNS)}
+          FROM unresolved u LEFT {join_events("u.id", EVENT_COLUMNS)}
          WHERE u.planned
         ORDER BY id
     """
