@@ -149,7 +149,7 @@ def one_by_one_in_the_other_workspace(cast, monkeypatch):
     from siyu.tracking import resolve
 
     real_run, real_one_by_one = _Batch.run, _Batch.one_by_one
-    real_known, real_repeats = resolve.resolve_known, resolve.repeats
+    real_known = resolve.resolve_known
 
     class Counts(list):
         attached = 0  # plain events that took their ids' one holder without being planned
@@ -161,20 +161,16 @@ def one_by_one_in_the_other_workspace(cast, monkeypatch):
     def resolve_known(workspace, ids):
         if workspace.pk == cast.outsider_workspace.pk:
             # one by one, in id order: every event through the planner
-            return lambda: (set(), [], [])
+            return lambda: (set(), {}, [])
         fetch = real_known(workspace, ids)
 
         def result():
-            resolved, unresolved, planned = fetch()
+            resolved, repeated, planned = fetch()
             known.append(len(resolved))
-            return resolved, unresolved, planned
+            known.repeated += len(repeated)
+            return resolved, repeated, planned
 
         return result
-
-    def repeats(rows):
-        found = real_repeats(rows)
-        known.repeated += len(found)
-        return found
 
     def run(self, parsed, repeated=None):
         if self.workspace.pk == cast.outsider_workspace.pk:
@@ -190,7 +186,6 @@ def one_by_one_in_the_other_workspace(cast, monkeypatch):
     monkeypatch.setattr(_Batch, "run", run)
     monkeypatch.setattr(_Batch, "one_by_one", one_by_one)
     monkeypatch.setattr(resolve, "resolve_known", resolve_known)
-    monkeypatch.setattr(resolve, "repeats", repeats)
     return known
 
 

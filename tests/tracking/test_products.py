@@ -370,9 +370,9 @@ def test_events_of_known_people_count_too(cast, send, monkeypatch):
         fetch = real(ws, ids)
 
         def result():
-            resolved, unresolved, planned = fetch()
+            resolved, repeated, planned = fetch()
             known.append(resolved)
-            return resolved, unresolved, planned
+            return resolved, repeated, planned
 
         return result
 

@@ -16,10 +16,9 @@ transaction. Running this pass first gives the same end state as id order: it on
 attaches events to holders that exist, and a merge planned afterwards moves the holder's
 events to the survivor (the merge hook), as it would have.
 
-The same statement returns the two ids of every event it leaves (the resolver finds among
-them the plain events that repeat an earlier event's ids: resolve.repeats), and reads the
-plain events it leaves that the planner must plan (the first with their pair of ids) as
-pending.read_pending would: they need no read of their own.
+The same statement sorts the plain events it leaves: the first with their pair of ids,
+which it reads as pending.read_pending would (they need no read of their own), and the later
+ones, which repeat an earlier event's ids and are not read at all (resolve._Batch.run).
 
 On SQLite the planner does all of it (this pass is PostgreSQL only)."""
 
@@ -77,24 +76,23 @@ def _holders(column: str, kind: str) -> str:
                      WHERE plain AND {column} <> '') v"""
 
 
-Unresolved = tuple[int, str, str, bool, datetime.datetime]  # id, userId, anonymousId, plain, time
-
-
-# the ids resolved, the others (Unresolved) and the plain ones among those to plan
-Known = tuple[set[int], list[Unresolved], list[PendingEvent]]
+Repeated = tuple[str, str, datetime.datetime]  # userId, anonymousId, time
+# the ids resolved; the plain events left that repeat an earlier one's ids, {id: Repeated};
+# the plain events left to plan, read
+Known = tuple[set[int], dict[int, Repeated], list[PendingEvent]]
 
 
 def resolve_known(workspace, ids: list[int]) -> Callable[[], Known]:
     """Resolve the qualifying events among these pending ones, and fold them into their
     contacts' aggregates (aggregates.fold_sql). Returns a function that returns the ids
-    resolved; (id, userId, anonymousId, whether it is plain, time) of every other one in
-    id order, what the resolver needs to find the plain events that repeat an earlier
-    event's ids (resolve.repeats) without reading their JSON; and, read in full, the plain
-    ones among those that do not repeat one (the first with their ids), in id order. Inside
-    `sqlbulk.pipelined()` the statement is only sent, and that function waits for it. On
-    SQLite: nothing resolved, no rows."""
+    resolved; {id: (userId, anonymousId, time)} of the plain events left that carry exactly
+    the ids of an earlier event left (of any type), which the planner need not read: once
+    it has planned the batch they take the contact holding those ids (`_Batch.run`); and,
+    read in full, the other plain events left, in id order. Inside `sqlbulk.pipelined()`
+    the statement is only sent, and that function waits for it. On SQLite: nothing
+    resolved, nothing repeated, nothing read."""
     if connection.vendor != "postgresql":
-        return lambda: (set(), [], [])
+        return lambda: (set(), {}, [])
     taken = (
         "(SELECT id, holder AS contact_id, '' AS note, timestamp FROM looked"
         " WHERE holder IS NOT NULL) AS taken"
@@ -129,19 +127,19 @@ def resolve_known(workspace, ids: list[int]) -> Callable[[], Known]:
              WHERE holder IS NOT NULL
         ), {aggregates.fold_sql("attached")}, unresolved AS (
             -- the plain events the planner reads: the first with their pair of ids (the
-            -- later ones repeat it: resolve.repeats)
+            -- later ones repeat it)
             SELECT id, user_id, anonymous_id, plain, timestamp,
                    plain IS TRUE AND row_number() OVER (
                        PARTITION BY user_id, anonymous_id ORDER BY id) = 1 AS planned
               FROM looked WHERE holder IS NULL
         )
-        SELECT id, user_id, anonymous_id, plain, timestamp,
+        SELECT id, user_id, anonymous_id, plain, timestamp, false,
                {", ".join(["NULL"] * 9)}, NULL::jsonb, NULL, NULL
           FROM unresolved WHERE NOT planned
         UNION ALL
         -- read again, as pending.read_pending reads them (a plain event has no order
         -- properties or traits): carrying their JSON through the pass cost more
-        SELECT u.id, u.user_id, u.anonymous_id, u.plain, u.timestamp,
+        SELECT u.id, u.user_id, u.anonymous_id, u.plain, u.timestamp, true,
                e.id, e.message_id, e.type, e.user_id, e.anonymous_id, e.previous_id, e.event,
                NULL, NULL, {context_sql("e")}, e.timestamp
           FROM unresolved u LEFT {join_events("u.id", EVENT_COLUMNS)}
@@ -164,7 +162,13 @@ def resolve_known(workspace, ids: list[int]) -> Callable[[], Known]:
         # every id given is queued (read from the queue in this transaction, and the drainer
         # holds the workspace), so those not returned are the ones resolved
         unresolved = {row[0] for row in rows}
-        planned = [from_row(row[5:]) for row in rows if row[5] is not None]
-        return {i for i in ids if i not in unresolved}, [row[:5] for row in rows], planned
+        repeated = {
+            event_id: (user, anonymous, timestamp)
+            for event_id, user, anonymous, plain, timestamp, planned, *_ in rows
+            if plain and not planned
+        }
+        # a planned event whose row could not be read is left out: read_pending tries again
+        planned = [from_row(row[6:]) for row in rows if row[6] is not None]
+        return {i for i in ids if i not in unresolved}, repeated, planned
 
     return result

@@ -29,7 +29,7 @@ from siyu.core.audit import Actor
 from siyu.core.errors import ValidationError
 from siyu.core.models import Workspace
 from siyu.tracking import aggregates, bulk, products, queue
-from siyu.tracking.known import Unresolved, refresh_statistics, resolve_known
+from siyu.tracking.known import Repeated, refresh_statistics, resolve_known
 from siyu.tracking.models import Event, IngestState, MessageType, ResolvedEvent
 from siyu.tracking.orders import ORDER_EVENTS
 from siyu.tracking.pending import read_pending, read_unplain
@@ -214,23 +214,6 @@ def identities_by_hash(workspace_id: int, hashes: list[str]) -> list[tuple]:
     return rows
 
 
-Repeated = tuple[str, str, datetime.datetime]  # userId, anonymousId, time
-
-
-def repeats(rows: list[Unresolved]) -> dict[int, Repeated]:
-    """{id: (userId, anonymousId, time)} of the plain events among these unresolved rows (in
-    id order) that carry exactly the ids of an earlier one. The planner needs to read and
-    plan only the first; the later ones take the contact that holds those ids once it has
-    planned the batch (`_Batch.run`)."""
-    found: dict[int, Repeated] = {}
-    earlier: set[tuple[str, str]] = set()
-    for event_id, user, anonymous, plain, timestamp in rows:
-        if plain and (user, anonymous) in earlier:
-            found[event_id] = (user, anonymous, timestamp)
-        earlier.add((user, anonymous))
-    return found
-
-
 def _process_batch(
     workspace: Workspace, after_id: int, batch_size: int
 ) -> tuple[int, int, list[int]]:
@@ -255,10 +238,9 @@ def _process_batch(
                 known_pass = resolve_known(workspace, ids)
                 catalog = products.catalog(workspace, product_rows)
                 parsed = [parse_event(e) for e in unplain_events]
-                known, unresolved, planned = known_pass()
+                known, repeated, planned = known_pass()
             # plain events repeating an earlier event's ids are not even read, and the pass
             # read the other plain ones it left (PostgreSQL; on SQLite all are read here)
-            repeated = repeats(unresolved)
             taken = known | set(repeated) | {e.pk for e in [*unplain_events, *planned]}
             rest = [*planned, *read_pending(workspace.pk, [i for i in ids if i not in taken])]
             parsed = sorted([*parsed, *map(parse_event, rest)], key=lambda p: p.event.pk)
@@ -530,12 +512,12 @@ class _Batch:
         turn takes that contact without being planned: planning it would decide exactly
         that and nothing else.
 
-        `repeated` are plain events not read ({id: (userId, anonymousId, time)}: `repeats`)
-        whose ids an earlier event of `parsed` carries. Once the others are planned, each
-        takes the one contact that holds its ids: they were held from that earlier event on,
-        and a merge only joins holders. Ids held by two contacts in conflict (which no later
-        event mends) or not usable are planned after the others, read in full, as they
-        would have been in turn."""
+        `repeated` are plain events not read ({id: (userId, anonymousId, time)}, from
+        known.resolve_known) whose ids an earlier event of `parsed` carries. Once the others
+        are planned, each takes the one contact that holds its ids: they were held from that
+        earlier event on, and a merge only joins holders. Ids held by two contacts in
+        conflict (which no later event mends) or not usable are planned after the others,
+        read in full, as they would have been in turn."""
         repeated = repeated or {}
         self.late = 0  # repeated events planned after the others (the tests count them)
         try:
