@@ -202,6 +202,26 @@ def _clone(cursor, table: str, clone: str) -> None:
         )
 
 
+def _queue_rows(workspace_id: int) -> list[tuple]:
+    """The queue rows of the workspace's events as the collection API writes them (with their
+    routing fields, tracking/routing.py)."""
+    from django.db import connection
+
+    from siyu.tracking import routing
+    from siyu.tracking.models import Event
+
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT e.workspace_id, e.id, '', {routing.select_sql('e')} "
+                f"FROM {Event._meta.db_table} e WHERE e.workspace_id = %s ORDER BY e.id",
+                [workspace_id],
+            )
+            return cursor.fetchall()
+    events = Event.objects.filter(workspace_id=workspace_id).order_by("id")
+    return [(workspace_id, e.pk, "", *routing.for_event(e).values()) for e in events]
+
+
 def raw_insert_rates(workspace_id: int, queued: bool = False, runs: int = RAW_RUNS) -> list:
     """Rows/s of the events as stored, inserted again into a copy of the table (same
     indexes), `runs` times (a checkpoint before each, the copy dropped after); with `queued`,
@@ -209,6 +229,7 @@ def raw_insert_rates(workspace_id: int, queued: bool = False, runs: int = RAW_RU
     them."""
     from django.db import connection, transaction
 
+    from siyu.tracking import routing
     from siyu.tracking.models import Event, QueuedEvent
 
     fields = [f for f in Event._meta.concrete_fields if f.column != "id"]
@@ -219,7 +240,8 @@ def raw_insert_rates(workspace_id: int, queued: bool = False, runs: int = RAW_RU
             [workspace_id],
         )
         rows = cursor.fetchall()
-    queue = [(workspace_id, row[0], "") for row in rows]
+    queue = _queue_rows(workspace_id)
+    queue_columns = "workspace_id, event_id, error, " + ", ".join(c for c, _ in routing.COLUMNS)
     rows = [row[1:] for row in rows]
     json_columns = {f.column for f in fields if f.get_internal_type() == "JSONField"}
     if connection.vendor == "postgresql":
@@ -241,9 +263,7 @@ def raw_insert_rates(workspace_id: int, queued: bool = False, runs: int = RAW_RU
                     for row in rows:
                         copy.write_row(row)
                 if queued:
-                    with pg.copy(
-                        "COPY bench_raw_queue (workspace_id, event_id, error) FROM STDIN"
-                    ) as copy:
+                    with pg.copy(f"COPY bench_raw_queue ({queue_columns}) FROM STDIN") as copy:
                         for row in queue:
                             copy.write_row(row)
             elapsed = time.perf_counter() - started
@@ -255,10 +275,9 @@ def raw_insert_rates(workspace_id: int, queued: bool = False, runs: int = RAW_RU
                     f"INSERT INTO bench_raw_event ({', '.join(columns)}) VALUES ({marks})", rows
                 )
                 if queued:
+                    marks = ", ".join(["%s"] * len(queue[0]))
                     cursor.executemany(
-                        "INSERT INTO bench_raw_queue (workspace_id, event_id, error) "
-                        "VALUES (%s, %s, %s)",
-                        queue,
+                        f"INSERT INTO bench_raw_queue ({queue_columns}) VALUES ({marks})", queue
                     )
             elapsed = time.perf_counter() - started
         with connection.cursor() as cursor:

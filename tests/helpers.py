@@ -109,7 +109,8 @@ def processed_event(workspace, contact, note: str = "", **fields):
 def pending_event(workspace, error: str = "", **fields):
     """An accepted event still waiting in the resolver's queue."""
     from siyu.tracking.models import Event, QueuedEvent
+    from siyu.tracking.routing import for_event
 
     event = Event.objects.create(workspace=workspace, **fields)
-    QueuedEvent.objects.create(workspace=workspace, event=event, error=error)
+    QueuedEvent.objects.create(workspace=workspace, event=event, error=error, **for_event(event))
     return event

@@ -1,6 +1,7 @@
 """Migration tracking 0012 moves each event's status, contact and note out of the event row:
 pending events into the resolution queue, processed ones into resolutions, and back. 0013
-gives the daily rollup a composite primary key; its rows stay."""
+gives the daily rollup a composite primary key; its rows stay. 0014 gives the events still
+queued their routing fields."""
 
 import datetime
 
@@ -93,5 +94,41 @@ def test_daily_counts_keep_their_rows_across_the_composite_key(cast, make_contac
         Daily = apps.get_model("tracking", "DailyEventCount")
         back = Daily.objects.order_by("event").values_list("contact_id", "day", "event", "count")
         assert list(back) == rows
+    finally:
+        migrate_to_latest()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_events_queued_before_routing_get_it_from_their_events(cast):
+    ws = cast.workspace
+    context = {"traits": {}, "campaign": {"source": "douyin"}}
+    try:
+        apps = migrate(("tracking", "0013_daily_event_count_composite_key"))
+        Event = apps.get_model("tracking", "Event")
+        Queued = apps.get_model("tracking", "QueuedEvent")
+        common = {"workspace_id": ws.pk, "timestamp": WHEN, "received_at": WHEN}
+        page = Event.objects.create(
+            message_id="p", type="page", event="首页", anonymous_id="a-1", context=context, **common
+        )
+        identify = Event.objects.create(message_id="i", type="identify", user_id="u-1", **common)
+        for event in (page, identify):
+            Queued.objects.create(workspace_id=ws.pk, event_id=event.pk, error="")
+        migrate(("tracking", "0014_queue_routing"))
+        from siyu.tracking.models import QueuedEvent
+
+        routed = QueuedEvent.objects.order_by("event_id").values_list(
+            "event_id",
+            "user_id",
+            "anonymous_id",
+            "type",
+            "event_name",
+            "timestamp",
+            "plain",
+            "channel",
+        )
+        assert list(routed) == [
+            (page.pk, "", "a-1", "page", "首页", WHEN, True, "douyin"),
+            (identify.pk, "u-1", "", "identify", "", WHEN, False, ""),
+        ]
     finally:
         migrate_to_latest()

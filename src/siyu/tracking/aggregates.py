@@ -213,27 +213,13 @@ def _extend_seen(seen: dict[int, tuple[datetime.datetime, datetime.datetime]]) -
     )
 
 
-def _channel_sql(path: str) -> str:
-    """SQL for one candidate of `last_channel`: the JSON string at `path`, trimmed, or NULL."""
-    return (
-        f"NULLIF(btrim(CASE WHEN jsonb_typeof({path}) = 'string' THEN {path} #>> '{{}}' END, "
-        "%(fold_blanks)s), '')"
-    )
-
-
-def channel_sql(event: str) -> str:
-    """PostgreSQL: SQL for the channel of the event row `event` (`last_channel`'s rules)."""
-    paths = ("-> 'channel'", "-> 'campaign' -> 'source'", "-> 'library' -> 'name'")
-    candidates = ", ".join(_channel_sql(f"{event}.context {path}") for path in paths)
-    return f"left(COALESCE({candidates}, ''), 120)"
-
-
 def fold_sql(source: str) -> str:
     """PostgreSQL: data-modifying CTEs (for a WITH list; they run to completion though
     nothing reads them) that fold the resolved events of the CTE `source` into their
     contacts' rows, as `add_processed` does: seen times widened, daily counts added, the last
     event and channel moved forward. `source` has the columns id, contact_id (not NULL),
-    type, event, timestamp and channel (`channel_sql`); its parameters are `fold_params`.
+    type, event, timestamp and channel (routing.channel_sql); its parameters are
+    `fold_params`.
     The resolution statements end with it (known.py, queue.py), so that an event is folded
     in the statement that records its resolution: exactly once."""
     contacts = Contact._meta.db_table
@@ -275,7 +261,6 @@ def fold_params(workspace: Workspace) -> dict[str, Any]:
         "fold_tz": workspace.timezone,
         "fold_track": MessageType.TRACK,
         "fold_counted": [str(t.value) for t in COUNTED_TYPES],
-        "fold_blanks": CHANNEL_BLANKS,
     }
 
 

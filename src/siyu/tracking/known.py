@@ -3,9 +3,9 @@
 Most of a live stream is track, page and screen calls from users and devices the pool
 already holds. Such an event needs no decision: its contact is the one contact that holds
 its userId and anonymousId, and nothing about contacts changes. One statement joins a
-batch's events to the identities that hold them, records their resolutions, takes them
-off the queue (queue.py) and folds them into their contacts' seen times and aggregates
-(aggregates.fold_sql).
+batch's queue rows (which carry what it routes by, routing.py) to the identities that hold
+their ids, records their resolutions, takes them off the queue (queue.py) and folds them
+into their contacts' seen times and aggregates (aggregates.fold_sql).
 
 An event qualifies when it is a track (not an order event), page or screen; has no
 `context.traits` to apply; carries a userId and/or an anonymousId without surrounding
@@ -30,17 +30,11 @@ from django.db import connection
 from siyu.contacts.models import Identity, IdentityKind
 from siyu.core import sqlbulk
 from siyu.tracking import aggregates, queue
-from siyu.tracking.pending import (
-    PLAIN,
-    PLAIN_PARAMS,
-    PendingEvent,
-    context_sql,
-    from_row,
-    join_events,
-)
+from siyu.tracking.pending import PendingEvent, context_sql, from_row, join_events, join_queue
 
 PLANNED_ON = (Identity,)
-# what the pass reads of an event (pending.join_events)
+# what the pass reads of a queue row (routing.py) and of a planned event (pending.py)
+ROUTING = "user_id, anonymous_id, plain, timestamp, type, event, channel"
 EVENT_COLUMNS = (
     "id, message_id, user_id, anonymous_id, previous_id, context, timestamp, type, event"
 )
@@ -100,12 +94,11 @@ def resolve_known(workspace, ids: list[int]) -> Callable[[], Known]:
     now = datetime.datetime.now(datetime.UTC)
     sql = f"""
         WITH batch AS MATERIALIZED (
-            SELECT ids.id, e.user_id, e.anonymous_id, {PLAIN} AS plain, e.timestamp, e.type,
-                   e.event, {aggregates.channel_sql("e")} AS channel
-            -- a LEFT JOIN, so that the planner counts every id given (all are the
-            -- workspace's, read from its queue)
+            SELECT ids.id, q.user_id, q.anonymous_id, q.plain, q.timestamp, q.type, q.event,
+                   q.channel
+            -- a LEFT JOIN, so that the planner counts every id given (all are queued)
             FROM unnest(%(ids)b::bigint[]) AS ids(id)
-            LEFT {join_events("ids.id", EVENT_COLUMNS)}
+            LEFT {join_queue("ids.id", ROUTING)}
         ), users AS MATERIALIZED (
             {_holders("user_id", "user_kind")}
         ), devices AS MATERIALIZED (
@@ -149,7 +142,6 @@ def resolve_known(workspace, ids: list[int]) -> Callable[[], Known]:
     params = {
         "ws": workspace.pk,
         "ids": sqlbulk.BigIntArray(ids),
-        **PLAIN_PARAMS,
         "user_kind": IdentityKind.USER_ID,
         "anon_kind": IdentityKind.ANONYMOUS_ID,
         "now": now,

@@ -161,6 +161,15 @@ class QueuedEvent(models.Model):
         Event, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
     )
     error = models.TextField(blank=True, default="")
+    # What the resolver routes the event by, copied and decided as it is accepted
+    # (routing.py), so that a batch reads these narrow rows rather than its events.
+    user_id = models.CharField(max_length=255, blank=True, default="")
+    anonymous_id = models.CharField(max_length=255, blank=True, default="")
+    type = models.CharField(max_length=10, blank=True, default="")
+    event_name = models.CharField(max_length=255, blank=True, default="", db_column="event")
+    timestamp = models.DateTimeField(null=True, blank=True)
+    plain = models.BooleanField(default=False)  # routing.is_plain
+    channel = models.CharField(max_length=120, blank=True, default="")  # last_channel
 
     def __str__(self) -> str:
         return f"queued event {self.event_id}"

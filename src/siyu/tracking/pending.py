@@ -4,7 +4,7 @@ light `PendingEvent` objects. Only what resolution uses is read; `properties` on
 order events that need them, `traits` only for identify."""
 
 import datetime
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,22 +12,10 @@ from django.db import connection
 from django.db.models import Case, JSONField, Q, When
 
 from siyu.core import sqlbulk
-from siyu.tracking.models import Event, MessageType
+from siyu.tracking.models import Event, MessageType, QueuedEvent
 from siyu.tracking.orders import ORDER_EVENTS
 
-# The events the pass for known people may take (known.py lists the conditions):
-# resolve.is_plain says the same in Python.
-PLAIN = """e.type = ANY(%(types)s)
-              AND NOT (e.type = %(track)s AND e.event = ANY(%(orders)s))
-              AND (jsonb_typeof(e.context -> 'traits') IS DISTINCT FROM 'object'
-                   OR e.context -> 'traits' = '{}'::jsonb)
-              AND (e.user_id <> '' OR e.anonymous_id <> '')
-              AND e.user_id = btrim(e.user_id) AND e.anonymous_id = btrim(e.anonymous_id)"""
-PLAIN_PARAMS = {
-    "types": [MessageType.TRACK, MessageType.PAGE, MessageType.SCREEN],
-    "track": MessageType.TRACK,
-    "orders": sorted(ORDER_EVENTS),
-}
+ORDERS = {"orders": sorted(ORDER_EVENTS)}  # the parameter `_read_postgresql` reads
 
 
 COLUMNS = (
@@ -87,15 +75,60 @@ def read_pending(workspace_id: int, ids: list[int]) -> list[PendingEvent]:
     return [PendingEvent(*row) for row in rows]
 
 
-def read_unplain(workspace_id: int, ids: list[int]) -> Callable[[], list[PendingEvent]]:
-    """PostgreSQL: the events among these that the pass for known people never takes (not
-    plain, known.PLAIN): the planner reads them whatever that pass does, so they are read
-    alongside it. Returns a function that returns them, in id order; inside
-    `sqlbulk.pipelined()` the read is only sent, and that function waits for it. SQLite:
-    none (the planner reads every event after the pass)."""
+# (event id, name, properties, time) of a product event (products.py)
+ProductRow = tuple[int, str, Any, datetime.datetime]
+
+
+def read_first(
+    workspace_id: int, ids: list[int], product_events: Sequence[str]
+) -> Callable[[], tuple[list[PendingEvent], list[ProductRow]]]:
+    """The batch's events that are read whatever the pass for known people does (known.py),
+    with one read: those it never takes (not plain, as their queue rows say), which the
+    planner reads, and those named one of `product_events`, whose products the batch counts
+    (products.py). Returns a function that returns the first, in id order, and the rows of
+    the second; inside `sqlbulk.pipelined()` the read is only sent, and that function waits
+    for it. On SQLite the planner reads every event after the pass: only the product rows."""
+    names = sorted(product_events)
     if connection.vendor != "postgresql" or not ids:
-        return lambda: []
-    return _read_postgresql(workspace_id, ids, f"NOT ({PLAIN})")
+        rows = list(
+            Event.objects.among(workspace_id, ids)
+            .filter(type=MessageType.TRACK, event__in=names)
+            .values_list("id", "event", "properties", "timestamp")
+        )
+        return lambda: ([], rows)
+    product = "q.type = %(track)s AND q.event = ANY(%(names)s)"
+    sql = (
+        f"SELECT {_select_sql()}, q.plain, CASE WHEN {product} THEN e.properties END "
+        f"FROM unnest(%(ids)b::bigint[]) AS ids(id) {join_queue('ids.id', 'plain, type, event')} "
+        f"AND (NOT q.plain OR {product}) {join_events('ids.id', ', '.join(COLUMNS))} "
+        "ORDER BY e.id"
+    )
+    params = {
+        "ids": sqlbulk.BigIntArray(ids),
+        "ws": workspace_id,
+        "track": MessageType.TRACK,
+        "names": names,
+        **ORDERS,
+    }
+    fetch = sqlbulk.send(sql, params)
+
+    def result() -> tuple[list[PendingEvent], list[ProductRow]]:
+        rows = fetch()
+        unplain = [from_row(row[:12]) for row in rows if not row[12]]
+        found = [(row[0], row[6], row[13], row[11]) for row in rows if row[13] is not None]
+        return unplain, found
+
+    return result
+
+
+def join_queue(id_expr: str, columns: str) -> str:
+    """PostgreSQL: a JOIN to the queue row `q` of the event whose id is `id_expr` (in the
+    workspace %(ws)s), looked up by primary key, with `columns` of it (routing.py); extend
+    its ON condition with AND …"""
+    return (
+        f"JOIN LATERAL (SELECT {columns} FROM {QueuedEvent._meta.db_table} "
+        f"WHERE workspace_id = %(ws)s AND event_id = {id_expr} OFFSET 0) q ON true"
+    )
 
 
 def join_events(id_expr: str, columns: str) -> str:
@@ -133,17 +166,22 @@ def from_row(row: tuple) -> PendingEvent:
     return PendingEvent(*head, {} if context is None else context, timestamp)
 
 
-def _read_postgresql(
-    workspace_id: int, ids: list[int], condition: str = "true"
-) -> Callable[[], list[PendingEvent]]:
-    columns = ", ".join(COLUMNS)
-    sql = (
-        "SELECT e.id, message_id, type, user_id, anonymous_id, previous_id, event, "
-        "CASE WHEN type = 'track' AND event = ANY(%(orders)s) THEN properties END, "
-        f"CASE WHEN type = 'identify' THEN traits END, {context_sql('e')}, timestamp "
-        f"FROM unnest(%(ids)b::bigint[]) AS ids(id) {join_events('ids.id', columns)} "
-        f"WHERE {condition} ORDER BY e.id"
+def _select_sql() -> str:
+    """The columns of a PendingEvent of the event row `e` (COLUMNS, with the context as
+    `context_sql` reads it): the properties of order events only, the traits of identify
+    calls only. Parameters: %(orders)s (ORDERS)."""
+    return (
+        "e.id, e.message_id, e.type, e.user_id, e.anonymous_id, e.previous_id, e.event, "
+        "CASE WHEN e.type = 'track' AND e.event = ANY(%(orders)s) THEN e.properties END, "
+        f"CASE WHEN e.type = 'identify' THEN e.traits END, {context_sql('e')}, e.timestamp"
     )
-    params = {"ids": sqlbulk.BigIntArray(ids), "ws": workspace_id, **PLAIN_PARAMS}
+
+
+def _read_postgresql(workspace_id: int, ids: list[int]) -> Callable[[], list[PendingEvent]]:
+    sql = (
+        f"SELECT {_select_sql()} FROM unnest(%(ids)b::bigint[]) AS ids(id) "
+        f"{join_events('ids.id', ', '.join(COLUMNS))} ORDER BY e.id"
+    )
+    params = {"ids": sqlbulk.BigIntArray(ids), "ws": workspace_id, **ORDERS}
     fetch = sqlbulk.send(sql, params)
     return lambda: [from_row(row) for row in fetch()]

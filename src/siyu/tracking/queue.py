@@ -10,9 +10,8 @@ from django.db import connection
 
 from siyu.core import sqlbulk
 from siyu.core.models import Workspace
-from siyu.tracking import aggregates
+from siyu.tracking import aggregates, routing
 from siyu.tracking.models import Event, QueuedEvent, ResolvedEvent
-from siyu.tracking.pending import join_events
 
 # (event id, contact id or None, note, the event's time)
 Resolution = tuple[int, int | None, str, datetime.datetime]
@@ -20,28 +19,35 @@ Resolution = tuple[int, int | None, str, datetime.datetime]
 
 def store(events: list[Event]) -> None:
     """Insert accepted events, skipping every messageId the workspace already has, and queue
-    the ones inserted. Call inside a transaction. PostgreSQL: one statement (the queue rows
-    come from the INSERT's RETURNING). SQLite: its transactions take the one write lock as
-    they begin, so the events inserted are those above the largest id before the INSERT."""
+    the ones inserted with their routing fields (routing.py). Call inside a transaction.
+    PostgreSQL: one statement (the queue rows come from the INSERT's RETURNING). SQLite: its
+    transactions take the one write lock as they begin, so the events inserted are those
+    above the largest id before the INSERT."""
     if not events:
         return
+    queued = QueuedEvent._meta.db_table
     if connection.vendor == "postgresql":
+        columns = ", ".join(name for name, _ in routing.COLUMNS)
         sqlbulk.insert_rows(
             Event,
             events,
             ignore_conflicts=True,
-            then=f"INSERT INTO {QueuedEvent._meta.db_table} (workspace_id, event_id, error) "
-            "SELECT workspace_id, id, '' FROM inserted",
+            then=f"INSERT INTO {queued} (workspace_id, event_id, error, {columns}) "
+            f"SELECT e.workspace_id, e.id, '', {routing.select_sql('e')} FROM inserted e",
         )
         return
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT COALESCE(MAX(id), 0) FROM {Event._meta.db_table}")
         (before,) = cursor.fetchone()
         sqlbulk.insert_rows(Event, events, ignore_conflicts=True)
-        cursor.execute(
-            f"INSERT INTO {QueuedEvent._meta.db_table} (workspace_id, event_id, error) "
-            f"SELECT workspace_id, id, '' FROM {Event._meta.db_table} WHERE id > %s",
-            [before],
+        inserted = Event.objects.filter(pk__gt=before).only(
+            "workspace", "user_id", "anonymous_id", "type", "event", "timestamp", "context"
+        )
+        QueuedEvent.objects.bulk_create(
+            [
+                QueuedEvent(workspace_id=e.workspace_id, event_id=e.pk, **routing.for_event(e))
+                for e in inserted
+            ]
         )
 
 
@@ -62,9 +68,10 @@ def has_queued(workspace_id: int, after_id: int = 0) -> bool:
 def recorded_sql(rows: str) -> str:
     """PostgreSQL: data-modifying CTEs (for a WITH list) that record the resolutions of the
     relation `rows` (columns id, contact_id, note, timestamp) and take those events off the
-    queue: `done` returns (event_id, contact_id, timestamp) of each. Parameters: %(ws)s, the
+    queue: `dequeued` returns what the fold reads of each (aggregates.fold_sql: id,
+    contact_id, type, event, timestamp, channel), from its queue row. Parameters: %(ws)s, the
     workspace id, and %(now)s, when they were processed. The known-people pass and `resolve`
-    both end with it, then fold what `done` returns (aggregates.fold_sql)."""
+    both end with it, then fold (the pass folds from its own read of the queue rows)."""
     resolved, queued = ResolvedEvent._meta.db_table, QueuedEvent._meta.db_table
     return f"""
         done AS (
@@ -76,6 +83,8 @@ def recorded_sql(rows: str) -> str:
             -- runs to completion though nothing reads it (a data-modifying WITH)
             DELETE FROM {queued} q USING done
              WHERE q.workspace_id = %(ws)s AND q.event_id = done.event_id
+            RETURNING q.event_id AS id, done.contact_id, q.type, q.event, done.timestamp,
+                      q.channel
         )"""
 
 
@@ -92,10 +101,7 @@ def resolve(workspace: Workspace, rows: Sequence[Resolution], now: datetime.date
         source, params = sqlbulk.named_source(columns, rows, "r")
         sql = f"""
             WITH {recorded_sql(f"{source} AS v")}, attached AS MATERIALIZED (
-                SELECT e.id, d.contact_id, e.type, e.event, d.timestamp,
-                       {aggregates.channel_sql("e")} AS channel
-                  FROM done d {join_events("d.event_id", "id, type, event, context")}
-                 WHERE d.contact_id IS NOT NULL
+                SELECT * FROM dequeued WHERE contact_id IS NOT NULL
             ), {aggregates.fold_sql("attached")}
             SELECT 1
         """

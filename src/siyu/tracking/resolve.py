@@ -32,8 +32,9 @@ from siyu.tracking import aggregates, bulk, products, queue
 from siyu.tracking.known import Repeated, refresh_statistics, resolve_known
 from siyu.tracking.models import Event, IngestState, MessageType, ResolvedEvent
 from siyu.tracking.orders import ORDER_EVENTS
-from siyu.tracking.pending import read_pending, read_unplain
+from siyu.tracking.pending import read_first, read_pending
 from siyu.tracking.pii import PII_KEYS, unseal
+from siyu.tracking.routing import is_plain
 
 log = logging.getLogger(__name__)
 
@@ -227,14 +228,13 @@ def _process_batch(
             sqlbulk.local_settings(BATCH_WORK_MEM_MB, jit=False)
             refresh_statistics()
             with sqlbulk.pipelined():
-                # The batch's product events and the events that always need planning are
-                # read first, together (PostgreSQL). Then the pass that resolves (and folds)
-                # the events of people already known is sent, and Python folds the products
-                # and parses those events while the server runs it (asking for a result
-                # waits for everything sent so far: nothing is asked for meanwhile).
-                product_events = products.read_events(workspace, ids, processed=False)
-                unplain = read_unplain(workspace.pk, ids)
-                product_rows, unplain_events = product_events(), unplain()
+                # The events that always need planning and the batch's product events are
+                # read first, with one read (PostgreSQL). Then the pass that resolves (and
+                # folds) the events of people already known is sent, and Python folds the
+                # products and parses those events while the server runs it (asking for a
+                # result waits for everything sent so far: nothing is asked for meanwhile).
+                first = read_first(workspace.pk, ids, products.PRODUCT_EVENTS)
+                unplain_events, product_rows = first()
                 known_pass = resolve_known(workspace, ids)
                 catalog = products.catalog(workspace, product_rows)
                 parsed = [parse_event(e) for e in unplain_events]
@@ -368,24 +368,6 @@ def parse_event(event: Event) -> Parsed:
         else:
             parsed.traits[key] = (value, path)
     return parsed
-
-
-PLAIN_TYPES = frozenset({MessageType.TRACK, MessageType.PAGE, MessageType.SCREEN})
-
-
-def is_plain(event) -> bool:
-    """What the SQL pass for known people (known.py) takes, by the same tests: a track (not
-    an order event), page or screen with no `context.traits` to apply and a userId and/or
-    anonymousId without surrounding spaces."""
-    if event.type not in PLAIN_TYPES:
-        return False
-    if event.type == MessageType.TRACK and event.event in ORDER_EVENTS:
-        return False
-    traits = event.context.get("traits") if isinstance(event.context, dict) else None
-    if isinstance(traits, dict) and traits:
-        return False
-    user, anonymous = event.user_id, event.anonymous_id
-    return bool(user or anonymous) and user == user.strip(" ") and anonymous == anonymous.strip(" ")
 
 
 def profile_from_traits(parsed: Parsed) -> dict[str, Any]:
