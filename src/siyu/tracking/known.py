@@ -30,11 +30,17 @@ from django.db import connection
 from siyu.contacts.models import Identity, IdentityKind
 from siyu.core import sqlbulk
 from siyu.tracking import aggregates, queue
-from siyu.tracking.pending import PendingEvent, context_sql, from_row, join_events, join_queue
+from siyu.tracking.pending import (
+    PendingEvent,
+    context_sql,
+    from_row,
+    join_events,
+    join_queue,
+    queue_range,
+)
 
 PLANNED_ON = (Identity,)
-# what the pass reads of a queue row (routing.py) and of a planned event (pending.py)
-ROUTING = "user_id, anonymous_id, plain, timestamp, type, event, channel"
+# what the pass reads of a planned event (pending.py)
 EVENT_COLUMNS = (
     "id, message_id, user_id, anonymous_id, previous_id, context, timestamp, type, event"
 )
@@ -98,7 +104,7 @@ def resolve_known(workspace, ids: list[int]) -> Callable[[], Known]:
                    q.channel
             -- a LEFT JOIN, so that the planner counts every id given (all are queued)
             FROM unnest(%(ids)b::bigint[]) AS ids(id)
-            LEFT {join_queue("ids.id", ROUTING)}
+            LEFT {join_queue("ids.id")}
         ), users AS MATERIALIZED (
             {_holders("user_id", "user_kind")}
         ), devices AS MATERIALIZED (
@@ -142,6 +148,7 @@ def resolve_known(workspace, ids: list[int]) -> Callable[[], Known]:
     params = {
         "ws": workspace.pk,
         "ids": sqlbulk.BigIntArray(ids),
+        **queue_range(ids),
         "user_kind": IdentityKind.USER_ID,
         "anon_kind": IdentityKind.ANONYMOUS_ID,
         "now": now,
