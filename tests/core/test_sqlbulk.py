@@ -101,3 +101,17 @@ def test_local_settings_last_as_long_as_the_transaction():
         sqlbulk.local_settings(64, jit=False)
         assert shown() == ("64MB", "off")
     assert shown() == before
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="pipeline mode")
+@pytest.mark.django_db
+def test_reading_a_sent_statement_leaves_the_later_ones_running():
+    with transaction.atomic(), sqlbulk.pipelined():
+        first = sqlbulk.send("SELECT 1", None)
+        later = sqlbulk._cursor_on(connection.connection)
+        later.execute("SELECT 2 FROM pg_sleep(0.2)")
+        assert first() == [(1,)]
+        assert later.pgresult is None  # its result was left to come
+        assert later.fetchall() == [(2,)]
+    # outside a pipeline, a statement's rows are read as they always are
+    assert sqlbulk.send("SELECT 3", None)() == [(3,)]

@@ -157,18 +157,69 @@ def pipelined():
 def send(sql: str, params: Any) -> Callable[[], list[tuple]]:
     """PostgreSQL: run `sql` (on a `pg_cursor`, results in binary) and return a function that
     returns its rows. Inside `pipelined()` the statement is only sent: the server runs it
-    while Python goes on, and asking for the rows waits for every statement sent so far
-    (psycopg fetches the results of the whole pipeline), so send what should run meanwhile
-    only after the rows Python needs first have arrived."""
+    while Python goes on, and asking for the rows waits for this statement and those sent
+    before it, not for those sent after (`_fetch_own`): so a statement sent after it runs
+    while Python reads its rows."""
     connection.ensure_connection()
     cursor = _cursor_on(connection.connection)
     cursor.execute(sql, params, binary=True)
+    pipeline = _pipeline_of(cursor)
+    if pipeline is not None:
+        # the server sends this result as soon as it has it, not when its output fills up
+        # or the pipeline is synced (that is, after the statements sent later)
+        _flush(cursor.connection, request=True)
 
     def rows() -> list[tuple]:
         with cursor:
+            if pipeline is not None:
+                _fetch_own(cursor, pipeline)
             return cursor.fetchall()
 
     return rows
+
+
+def _pipeline_of(cursor):
+    """The pipeline the cursor's statements go through, if they do."""
+    return getattr(cursor.connection, "_pipeline", None)
+
+
+def _flush(conn, request: bool = False) -> None:
+    """Send what psycopg holds for the server, asking it first (`request`) to send back the
+    results it has so far."""
+    from psycopg.generators import send as flush
+
+    with conn.lock:
+        if request:
+            conn.pgconn.send_flush_request()
+        conn.wait(flush(conn.pgconn))
+
+
+def _fetch_own(cursor, pipeline) -> None:
+    """In pipeline mode, take the results of the pipeline up to this cursor's own. psycopg's
+    fetch takes every result sent so far, so reading the rows of one statement waited for
+    every statement sent after it too. This follows the loop of psycopg's
+    `Pipeline._fetch_gen` (3.2, 3.3); should its internals change, the cursor's own fetch,
+    which waits for everything, is what happens."""
+    if cursor.pgresult is not None:
+        return
+    try:
+        from psycopg.generators import fetch_many
+
+        queue, process = pipeline.result_queue, pipeline._process_results
+    except (ImportError, AttributeError):  # pragma: no cover - another psycopg
+        return
+    conn = cursor.connection
+
+    def fetch():
+        while queue and cursor.pgresult is None:
+            results = yield from fetch_many(conn.pgconn)
+            if not results:
+                break
+            process(queue.popleft(), results)
+
+    _flush(conn)
+    with conn.lock:
+        conn.wait(fetch())
 
 
 _HELD: contextvars.ContextVar[list | None] = contextvars.ContextVar("sqlbulk_held", default=None)

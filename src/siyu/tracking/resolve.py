@@ -229,13 +229,14 @@ def _process_batch(
             refresh_statistics()
             with sqlbulk.pipelined():
                 # The events that always need planning and the batch's product events are
-                # read first, with one read (PostgreSQL). Then the pass that resolves (and
-                # folds) the events of people already known is sent, and Python folds the
-                # products and parses those events while the server runs it (asking for a
-                # result waits for everything sent so far: nothing is asked for meanwhile).
+                # read first, with one read (PostgreSQL), and the pass that resolves (and
+                # folds) the events of people already known is sent right behind it: the
+                # server runs the pass while Python takes those rows, folds the products
+                # and parses the events (sqlbulk.send: a result waits only for itself and
+                # what was sent before it).
                 first = read_first(workspace.pk, ids, products.PRODUCT_EVENTS)
-                unplain_events, product_rows = first()
                 known_pass = resolve_known(workspace, ids)
+                unplain_events, product_rows = first()
                 catalog = products.catalog(workspace, product_rows)
                 parsed = [parse_event(e) for e in unplain_events]
                 known, repeated, planned = known_pass()
