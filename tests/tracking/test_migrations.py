@@ -1,7 +1,7 @@
 """Migration tracking 0012 moves each event's status, contact and note out of the event row:
 pending events into the resolution queue, processed ones into resolutions, and back. 0013
 gives the daily rollup a composite primary key; its rows stay. 0014 gives the events still
-queued their routing fields."""
+queued their routing fields; 0015 leaves room in the aggregate tables' pages."""
 
 import datetime
 
@@ -130,5 +130,27 @@ def test_events_queued_before_routing_get_it_from_their_events(cast):
             (page.pk, "", "a-1", "page", "首页", WHEN, True, "douyin"),
             (identify.pk, "u-1", "", "identify", "", WHEN, False, ""),
         ]
+    finally:
+        migrate_to_latest()
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="a PostgreSQL storage setting")
+@pytest.mark.django_db(transaction=True)
+def test_aggregate_tables_leave_room_for_updates_and_give_it_back():
+    def options() -> dict:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT relname, reloptions FROM pg_class WHERE relname = ANY(%s)",
+                [["tracking_contactstats", "tracking_dailyeventcount"]],
+            )
+            return dict(cursor.fetchall())
+
+    try:
+        assert options() == {
+            "tracking_contactstats": ["fillfactor=70"],
+            "tracking_dailyeventcount": ["fillfactor=80"],
+        }
+        migrate(("tracking", "0014_queue_routing"))
+        assert options() == {"tracking_contactstats": None, "tracking_dailyeventcount": None}
     finally:
         migrate_to_latest()
