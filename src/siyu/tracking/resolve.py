@@ -40,13 +40,15 @@ log = logging.getLogger(__name__)
 
 # Events per transaction, at most (a live trickle makes small batches). Larger batches spread
 # every statement and merge over more events, and rewrite each contact's seen times, stats
-# and rollup once per batch that names it. On the ingest benchmark, with the cycle collector
-# paused per batch (collector_paused): PostgreSQL 16,300-16,500 processed/s at 50,000 and
-# 17,500-18,700/s at 100,000; SQLite 6,900/s at 2,000 and 10,400-10,700/s at 10,000
-# (docs/benchmarks.md, "Ingest"). SQLite stays smaller: a transaction there takes the one
-# write lock as it begins (settings: IMMEDIATE), so the collection API waits for a whole
-# batch, about a second at 10,000.
-BATCH_SIZE = {"postgresql": 100_000}.get(connection.vendor, 10_000)
+# and rollup once per batch that names it. On the ingest benchmark (docs/benchmarks.md,
+# "Ingest"), PostgreSQL: 200,000 events drained in 8.0-8.9 s in batches of 200,000 against
+# 8.9-9.3 s in batches of 100,000 and 9.1-9.5 s of 67,000; 400,000 events in 19.1-20.0 s
+# against 21.6-22.0 s. A batch of 200,000 peaks at about 575 MB of the worker's memory
+# (380 MB at 100,000) and holds the locks of the contacts it changes for its 8 s or so.
+# SQLite: 6,900/s at 2,000 and 10,400-10,700/s at 10,000; it stays smaller because a
+# transaction there takes the one write lock as it begins (settings: IMMEDIATE), so the
+# collection API waits for a whole batch, about a second at 10,000.
+BATCH_SIZE = {"postgresql": 200_000}.get(connection.vendor, 10_000)
 # Memory per sort or hash in a batch's statements (PostgreSQL): they sort and hash the
 # whole batch (its resolutions by contact and time, its daily counts), which spilled to
 # disk with the default 4 MB (0.3 s of 10.6 s per 100,000 events on the ingest benchmark).
