@@ -95,15 +95,7 @@ class _Replay:
     def __init__(self, plan: Plan, batch: "_Batch", now: datetime.datetime):
         self.plan, self.batch, self.now = plan, batch, now
         self.workspace = batch.workspace
-        # each new contact is first seen and last seen by the events that name it directly,
-        # and a merge of two widens the survivor's to both: it is inserted after the
-        # resolutions fold the batch's seen times in (which finds no row of it to widen)
         self.own_seen: dict[int, tuple[datetime.datetime, datetime.datetime]] = {}
-        timed = [(ref, p.event.timestamp) for p, ref in plan.events]
-        for ref, ts in [*timed, *((ref, ts) for _, ref, ts in plan.attached)]:
-            if ref is not None and ref >= TEMP_BASE:
-                first, last = self.own_seen.get(ref, (ts, ts))
-                self.own_seen[ref] = (min(first, ts), max(last, ts))
         real = {
             ref
             for op in plan.ops
@@ -124,6 +116,19 @@ class _Replay:
         self.audits: list[tuple[int, str, Any, Any]] = []
 
     def run(self) -> None:
+        """Apply the operations (after the resolutions are sent: the server folds them
+        meanwhile)."""
+        # each new contact is first seen and last seen by the events that name it directly,
+        # and a merge of two widens the survivor's to both: it is inserted after the
+        # resolutions fold the batch's seen times in (which finds no row of it to widen)
+        times: dict[int, list[datetime.datetime]] = {}
+        for ref, ts in [
+            *((ref, p.event.timestamp) for p, ref in self.plan.events),
+            *((ref, ts) for _, ref, ts in self.plan.attached),
+        ]:
+            if ref is not None and ref >= TEMP_BASE:
+                times.setdefault(ref, []).append(ts)
+        self.own_seen = {ref: (min(seen), max(seen)) for ref, seen in times.items()}
         for op in self.plan.ops:
             getattr(self, "_" + op[0])(*op[1:])
 

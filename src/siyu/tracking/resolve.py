@@ -274,10 +274,11 @@ class Ident:
     app_id: str
     hash: str
     attach: bool = True  # False: only looked up (an alias's previousId as a user id)
+    # (kind, app id, hash): how holders are looked up, kept rather than rebuilt on each use
+    key: tuple[str, str, str] = field(init=False, compare=False, repr=False)
 
-    @property
-    def key(self) -> tuple[str, str, str]:
-        return (self.kind, self.app_id, self.hash)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", (self.kind, self.app_id, self.hash))
 
     @property
     def masked(self) -> str:
