@@ -26,8 +26,8 @@ def store(events: list[Event]) -> None:
     if not events:
         return
     queued = QueuedEvent._meta.db_table
+    columns = ", ".join(name for name, _ in routing.COLUMNS)
     if connection.vendor == "postgresql":
-        columns = ", ".join(name for name, _ in routing.COLUMNS)
         sqlbulk.insert_rows(
             Event,
             events,
@@ -40,14 +40,11 @@ def store(events: list[Event]) -> None:
         cursor.execute(f"SELECT COALESCE(MAX(id), 0) FROM {Event._meta.db_table}")
         (before,) = cursor.fetchone()
         sqlbulk.insert_rows(Event, events, ignore_conflicts=True)
-        inserted = Event.objects.filter(pk__gt=before).only(
-            "workspace", "user_id", "anonymous_id", "type", "event", "timestamp", "context"
-        )
-        QueuedEvent.objects.bulk_create(
-            [
-                QueuedEvent(workspace_id=e.workspace_id, event_id=e.pk, **routing.for_event(e))
-                for e in inserted
-            ]
+        cursor.execute(
+            f"INSERT INTO {queued} (workspace_id, event_id, error, {columns}) "
+            f"SELECT e.workspace_id, e.id, '', {routing.select_sql('e')} "
+            f"FROM {Event._meta.db_table} e WHERE e.id > %s",
+            [before],
         )
 
 

@@ -5,11 +5,13 @@ aggregates.py). So a resolver batch reads its queue rows rather than its events:
 an event in full only when it plans it (pending.py) or counts its products (products.py),
 and folds what it resolves from the queue rows it deletes (queue.recorded_sql).
 
-The rules are written twice, in SQL (`plain_sql`, `channel_sql`: the collection API's
-statement on PostgreSQL) and in Python (`is_plain`, aggregates.last_channel: elsewhere), and
-a test holds them to the same answers."""
+The rules are written in SQL, for PostgreSQL and for SQLite (`select_sql`: the collection
+API's statement computes them), and in Python (`is_plain`, aggregates.last_channel: for rows
+queued one by one, and the planner's own tests); a test holds them to the same answers."""
 
 from typing import Any
+
+from django.db import connection
 
 from siyu.tracking.aggregates import CHANNEL_BLANKS, last_channel
 from siyu.tracking.models import MessageType
@@ -61,14 +63,15 @@ def _text(value: str) -> str:
 
 
 def _texts(values) -> str:
-    return "ARRAY[" + ", ".join(_text(str(v)) for v in sorted(values)) + "]::text[]"
+    """A list of string constants, for IN (…) or ARRAY[…]."""
+    return ", ".join(_text(str(v)) for v in sorted(values))
 
 
 def plain_sql(e: str) -> str:
     """PostgreSQL: `is_plain` of the event row `e`, with its constants written in (it runs
     inside statements whose parameters are positional)."""
-    track, orders = _text(MessageType.TRACK), _texts(ORDER_EVENTS)
-    return f"""({e}.type = ANY({_texts(PLAIN_TYPES)})
+    track, orders = _text(MessageType.TRACK), f"ARRAY[{_texts(ORDER_EVENTS)}]::text[]"
+    return f"""({e}.type = ANY(ARRAY[{_texts(PLAIN_TYPES)}]::text[])
               AND NOT ({e}.type = {track} AND {e}.event = ANY({orders}))
               AND (jsonb_typeof({e}.context -> 'traits') IS DISTINCT FROM 'object'
                    OR {e}.context -> 'traits' = '{{}}'::jsonb)
@@ -96,9 +99,34 @@ def channel_sql(e: str) -> str:
     return f"left(COALESCE({candidates}, ''), 120)"
 
 
-def select_sql(e: str) -> str:
-    """PostgreSQL: the routing columns (COLUMNS, in order) of the event row `e`."""
-    return (
-        f"{e}.user_id, {e}.anonymous_id, {e}.type, {e}.event, {e}.timestamp, "
-        f"{plain_sql(e)}, {channel_sql(e)}"
+def _plain_sqlite(e: str) -> str:
+    """SQLite: `is_plain` of the event row `e`."""
+    track, orders = _text(MessageType.TRACK), _texts(ORDER_EVENTS)
+    return f"""({e}.type IN ({_texts(PLAIN_TYPES)})
+              AND NOT ({e}.type = {track} AND {e}.event IN ({orders}))
+              AND (json_type({e}.context, '$.traits') IS NOT 'object'
+                   OR json_extract({e}.context, '$.traits') = '{{}}')
+              AND ({e}.user_id <> '' OR {e}.anonymous_id <> '')
+              AND {e}.user_id = trim({e}.user_id)
+              AND {e}.anonymous_id = trim({e}.anonymous_id))"""
+
+
+def _channel_sqlite(e: str) -> str:
+    """SQLite: aggregates.last_channel of the event row `e`."""
+    blanks = "char(" + ", ".join(str(ord(c)) for c in CHANNEL_BLANKS) + ")"
+    candidates = ", ".join(
+        f"NULLIF(trim(CASE WHEN json_type({e}.context, '{path}') = 'text' "
+        f"THEN json_extract({e}.context, '{path}') END, {blanks}), '')"
+        for path in ("$.channel", "$.campaign.source", "$.library.name")
     )
+    return f"substr(COALESCE({candidates}, ''), 1, 120)"
+
+
+def select_sql(e: str) -> str:
+    """The routing columns (COLUMNS, in order) of the event row `e`, in this database's SQL
+    (the collection API's statement writes them)."""
+    if connection.vendor == "postgresql":
+        plain, channel = plain_sql(e), channel_sql(e)
+    else:
+        plain, channel = _plain_sqlite(e), _channel_sqlite(e)
+    return f"{e}.user_id, {e}.anonymous_id, {e}.type, {e}.event, {e}.timestamp, {plain}, {channel}"
