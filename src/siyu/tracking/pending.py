@@ -15,7 +15,7 @@ from siyu.core import sqlbulk
 from siyu.tracking.models import Event, MessageType, QueuedEvent
 from siyu.tracking.orders import ORDER_EVENTS
 
-ORDERS = {"orders": sorted(ORDER_EVENTS)}  # the parameter `_read_postgresql` reads
+ORDERS = {"orders": sorted(ORDER_EVENTS)}  # the parameter `_select_sql` reads
 
 
 COLUMNS = (

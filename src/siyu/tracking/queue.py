@@ -77,7 +77,7 @@ def recorded_sql(rows: str) -> str:
             SELECT id, %(ws)s, contact_id, timestamp, note, %(now)s FROM {rows}
             RETURNING event_id, contact_id, timestamp
         ), dequeued AS (
-            -- runs to completion though nothing reads it (a data-modifying WITH)
+            -- runs to completion even where nothing reads it (a data-modifying WITH)
             DELETE FROM {queued} q USING done
              WHERE q.workspace_id = %(ws)s AND q.event_id = done.event_id
             RETURNING q.event_id AS id, done.contact_id, q.type, q.event, done.timestamp,
