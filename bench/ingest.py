@@ -210,16 +210,13 @@ def _queue_rows(workspace_id: int) -> list[tuple]:
     from siyu.tracking import routing
     from siyu.tracking.models import Event
 
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT e.workspace_id, e.id, '', {routing.select_sql('e')} "
-                f"FROM {Event._meta.db_table} e WHERE e.workspace_id = %s ORDER BY e.id",
-                [workspace_id],
-            )
-            return cursor.fetchall()
-    events = Event.objects.filter(workspace_id=workspace_id).order_by("id")
-    return [(workspace_id, e.pk, "", *routing.for_event(e).values()) for e in events]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT e.workspace_id, e.id, '', {routing.select_sql('e')} "
+            f"FROM {Event._meta.db_table} e WHERE e.workspace_id = %s ORDER BY e.id",
+            [workspace_id],
+        )
+        return cursor.fetchall()
 
 
 def raw_insert_rates(workspace_id: int, queued: bool = False, runs: int = RAW_RUNS) -> list:
@@ -241,7 +238,7 @@ def raw_insert_rates(workspace_id: int, queued: bool = False, runs: int = RAW_RU
         )
         rows = cursor.fetchall()
     queue = _queue_rows(workspace_id)
-    queue_columns = "workspace_id, event_id, error, " + ", ".join(c for c, _ in routing.COLUMNS)
+    queue_columns = "workspace_id, event_id, error, " + ", ".join(routing.COLUMNS)
     rows = [row[1:] for row in rows]
     json_columns = {f.column for f in fields if f.get_internal_type() == "JSONField"}
     if connection.vendor == "postgresql":

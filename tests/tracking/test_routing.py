@@ -58,10 +58,9 @@ def test_queue_rows_carry_the_same_routing_as_python_computes(cast):
     with transaction.atomic():
         queue.store(events)
     stored = {e.message_id: e for e in Event.objects.filter(workspace=cast.workspace)}
-    names = [name for name, _ in COLUMNS]
     fields = ["user_id", "anonymous_id", "type", "event_name", "timestamp", "plain", "channel"]
     rows = {
-        q.event_id: dict(zip(names, (getattr(q, f) for f in fields), strict=True))
+        q.event_id: dict(zip(COLUMNS, (getattr(q, f) for f in fields), strict=True))
         for q in QueuedEvent.objects.filter(workspace=cast.workspace)
     }
     assert len(rows) == len(CASES)

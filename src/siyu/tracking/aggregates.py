@@ -218,8 +218,7 @@ def fold_sql(source: str) -> str:
     nothing reads them) that fold the resolved events of the CTE `source` into their
     contacts' rows, as `add_processed` does: seen times widened, daily counts added, the last
     event and channel moved forward. `source` has the columns id, contact_id (not NULL),
-    type, event, timestamp and channel (routing.channel_sql); its parameters are
-    `fold_params`.
+    type, event, timestamp and channel (routing.py); its parameters are `fold_params`.
     The resolution statements end with it (known.py, queue.py), so that an event is folded
     in the statement that records its resolution: exactly once."""
     contacts = Contact._meta.db_table

@@ -26,7 +26,7 @@ def store(events: list[Event]) -> None:
     if not events:
         return
     queued = QueuedEvent._meta.db_table
-    columns = ", ".join(name for name, _ in routing.COLUMNS)
+    columns = ", ".join(routing.COLUMNS)
     if connection.vendor == "postgresql":
         sqlbulk.insert_rows(
             Event,

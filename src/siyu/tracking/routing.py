@@ -6,8 +6,9 @@ an event in full only when it plans it (pending.py) or counts its products (prod
 and folds what it resolves from the queue rows it deletes (queue.recorded_sql).
 
 The rules are written in SQL, for PostgreSQL and for SQLite (`select_sql`: the collection
-API's statement computes them), and in Python (`is_plain`, aggregates.last_channel: for rows
-queued one by one, and the planner's own tests); a test holds them to the same answers."""
+API's statement computes them), and in Python (`is_plain`, which the planner uses too, and
+aggregates.last_channel: `for_event`, for rows queued one at a time); a test holds them to
+the same answers."""
 
 from typing import Any
 
@@ -18,22 +19,14 @@ from siyu.tracking.models import MessageType
 from siyu.tracking.orders import ORDER_EVENTS
 
 PLAIN_TYPES = frozenset({MessageType.TRACK, MessageType.PAGE, MessageType.SCREEN})
-# (column, what sqlbulk calls its type) of the routing part of a queue row
-COLUMNS = [
-    ("user_id", "text"),
-    ("anonymous_id", "text"),
-    ("type", "text"),
-    ("event", "text"),
-    ("timestamp", "ts"),
-    ("plain", "bool"),
-    ("channel", "text"),
-]
+# the routing columns of a queue row, in the order `select_sql` gives them
+COLUMNS = ("user_id", "anonymous_id", "type", "event", "timestamp", "plain", "channel")
 
 
 def is_plain(event) -> bool:
     """Whether the pass for known people may take the event: a track (not an order event),
     page or screen with no `context.traits` to apply and a userId and/or anonymousId without
-    surrounding spaces (`plain_sql` says the same in SQL)."""
+    surrounding spaces (`select_sql` says the same in SQL)."""
     if event.type not in PLAIN_TYPES:
         return False
     if event.type == MessageType.TRACK and event.event in ORDER_EVENTS:
@@ -67,7 +60,7 @@ def _texts(values) -> str:
     return ", ".join(_text(str(v)) for v in sorted(values))
 
 
-def plain_sql(e: str) -> str:
+def _plain_postgresql(e: str) -> str:
     """PostgreSQL: `is_plain` of the event row `e`, with its constants written in (it runs
     inside statements whose parameters are positional)."""
     track, orders = _text(MessageType.TRACK), f"ARRAY[{_texts(ORDER_EVENTS)}]::text[]"
@@ -84,7 +77,7 @@ def plain_sql(e: str) -> str:
 _BLANKS = "E'" + "".join(f"\\x{ord(c):02x}" for c in CHANNEL_BLANKS) + "'"
 
 
-def _candidate_sql(path: str) -> str:
+def _candidate_postgresql(path: str) -> str:
     """One candidate of `last_channel`: the JSON string at `path`, trimmed, or NULL."""
     return (
         f"NULLIF(btrim(CASE WHEN jsonb_typeof({path}) = 'string' THEN {path} #>> '{{}}' END, "
@@ -92,10 +85,10 @@ def _candidate_sql(path: str) -> str:
     )
 
 
-def channel_sql(e: str) -> str:
+def _channel_postgresql(e: str) -> str:
     """PostgreSQL: aggregates.last_channel of the event row `e`."""
     paths = ("-> 'channel'", "-> 'campaign' -> 'source'", "-> 'library' -> 'name'")
-    candidates = ", ".join(_candidate_sql(f"{e}.context {path}") for path in paths)
+    candidates = ", ".join(_candidate_postgresql(f"{e}.context {path}") for path in paths)
     return f"left(COALESCE({candidates}, ''), 120)"
 
 
@@ -126,7 +119,7 @@ def select_sql(e: str) -> str:
     """The routing columns (COLUMNS, in order) of the event row `e`, in this database's SQL
     (the collection API's statement writes them)."""
     if connection.vendor == "postgresql":
-        plain, channel = plain_sql(e), channel_sql(e)
+        plain, channel = _plain_postgresql(e), _channel_postgresql(e)
     else:
         plain, channel = _plain_sqlite(e), _channel_sqlite(e)
     return f"{e}.user_id, {e}.anonymous_id, {e}.type, {e}.event, {e}.timestamp, {plain}, {channel}"
