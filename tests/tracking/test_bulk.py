@@ -14,6 +14,7 @@ from django.db import connection
 from siyu.contacts.models import AttributeDefinition, Contact, Identity, TimelineEntry
 from siyu.core import sqlbulk
 from siyu.tracking import aggregates
+from siyu.tracking.known import Known
 from siyu.tracking.models import ContactStats, DailyEventCount, Event, Order
 from siyu.tracking.resolve import _Batch, process_pending_events
 
@@ -161,22 +162,22 @@ def one_by_one_in_the_other_workspace(cast, monkeypatch):
     def resolve_known(workspace, ids):
         if workspace.pk == cast.outsider_workspace.pk:
             # one by one, in id order: every event through the planner
-            return lambda: (set(), {}, [])
+            return lambda: Known(0, {}, [], list(ids))
         fetch = real_known(workspace, ids)
 
         def result():
-            resolved, repeated, planned = fetch()
-            known.append(len(resolved))
-            known.repeated += len(repeated)
-            return resolved, repeated, planned
+            found = fetch()
+            known.append(found.resolved)
+            known.repeated += sum(pair.count for pair in found.repeated.values())
+            return found
 
         return result
 
-    def run(self, parsed, repeated=None):
+    def run(self, parsed, repeated=None, batch_ids=None):
         if self.workspace.pk == cast.outsider_workspace.pk:
             real_one_by_one(self, [p.event for p in parsed])
             return
-        real_run(self, parsed, repeated)
+        real_run(self, parsed, repeated, batch_ids)
         known.attached += len(self.plan.attached)
         known.late += self.late
 

@@ -324,6 +324,33 @@ def test_an_event_that_fails_stays_pending_and_the_others_go_on(cast, send, monk
     assert bad.status == "processed" and bad.contact.name == "boom"
 
 
+def test_a_failed_batch_writes_its_repeating_events_one_by_one_too(cast, send, monkeypatch):
+    """The plain events that repeat an earlier event's ids are never read by the batch
+    (PostgreSQL: known.py); when the batch fails they are read and written one by one with
+    the others."""
+    from siyu.tracking import bulk
+
+    real = bulk._Replay._update
+
+    def broken(self, ref, profile, attrs):
+        if profile.get("name") == "boom":
+            raise RuntimeError("database hiccup")
+        return real(self, ref, profile, attrs)
+
+    monkeypatch.setattr(bulk._Replay, "_update", broken)
+    tracks = [msg("track", userId="u-1", anonymousId="a-1", event="E") for _ in range(3)]
+    send(
+        msg(userId="u-1", anonymousId="a-1"),
+        msg(userId="u-1", anonymousId="a-1", traits={"name": "boom"}),
+        *tracks,
+    )
+    bad = Event.objects.get(traits__name="boom")
+    assert bad.status == "pending" and "database hiccup" in bad.note
+    contact = contact_of(cast.workspace, "user_id", "u-1")
+    written = Event.objects.filter(message_id__in=[t["messageId"] for t in tracks])
+    assert [(e.status, e.contact) for e in written] == [("processed", contact)] * 3
+
+
 def test_a_database_error_inside_the_batch_write_falls_back_event_by_event(cast):
     """The batch's writes are sent without waiting (pipeline mode on PostgreSQL): an error
     the database reports late still fails the batch as a whole, and the events are then

@@ -70,6 +70,12 @@ class Plan:
     # plain events that only take the contact holding their ids (resolve.py, _Batch.run):
     # (event id, contact ref, time), nothing else to write
     attached: list[tuple[int, int, datetime.datetime]] = field(default_factory=list)
+    # plain events not even read that repeat a pair of ids (known.py), by pair: (userId,
+    # anonymousId, contact ref, their earliest and latest time); queue.resolve finds them
+    paired: list[tuple[str, str, int, datetime.datetime, datetime.datetime]] = field(
+        default_factory=list
+    )
+    batch_ids: list[int] = field(default_factory=list)  # the ids of the batch (for `paired`)
 
     def create(self, source: str, profile: dict, attrs: dict, idents: list["Ident"]) -> int:
         temp = TEMP_BASE + len(self.new)
@@ -125,6 +131,7 @@ class _Replay:
         for ref, ts in [
             *((ref, p.event.timestamp) for p, ref in self.plan.events),
             *((ref, ts) for _, ref, ts in self.plan.attached),
+            *((ref, ts) for *_, ref, first, last in self.plan.paired for ts in (first, last)),
         ]:
             if ref is not None and ref >= TEMP_BASE:
                 times.setdefault(ref, []).append(ts)
@@ -184,7 +191,7 @@ class _Replay:
 
 
 def write(plan: Plan, batch: "_Batch") -> None:
-    if not plan.events and not plan.attached:
+    if not plan.events and not plan.attached and not plan.paired:
         return
     workspace, actor, now = batch.workspace, batch.actor, timezone.now()
     replay = _Replay(plan, batch, now)  # reads and locks the contacts the plan changes
@@ -209,7 +216,8 @@ def write(plan: Plan, batch: "_Batch") -> None:
     # times and aggregates, the longest statement of the batch, which the server runs
     # while Python replays the plan and builds the other rows (the caller writes under
     # sqlbulk.pipelined). Contacts written after it widen their seen times, never narrow.
-    queue.resolve(workspace, _resolutions(plan, cid, order_errors), now)
+    pairs = [(user, device, cid(ref)) for user, device, ref, _, _ in plan.paired]
+    queue.resolve(workspace, _resolutions(plan, cid, order_errors), now, (plan.batch_ids, pairs))
     replay.run()
     new = [replay.contacts[t] for t in temps]
     for t, contact in zip(temps, new, strict=True):

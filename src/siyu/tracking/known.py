@@ -18,12 +18,15 @@ events to the survivor (the merge hook), as it would have.
 
 The same statement sorts the plain events it leaves: the first with their pair of ids,
 which it reads as pending.read_pending would (they need no read of their own), and the later
-ones, which repeat an earlier event's ids and are not read at all (resolve._Batch.run).
+ones, which repeat an earlier event's ids and are not read at all: it returns only their
+pairs, with how many and when (resolve._Batch.run gives each pair its contact, and
+queue.resolve finds those events again among the queue rows as it records them).
 
 On SQLite the planner does all of it (this pass is PostgreSQL only)."""
 
 import datetime
 from collections.abc import Callable
+from typing import NamedTuple
 
 from django.db import connection
 
@@ -76,23 +79,36 @@ def _holders(column: str, kind: str) -> str:
                      WHERE plain AND {column} <> '') v"""
 
 
-Repeated = tuple[str, str, datetime.datetime]  # userId, anonymousId, time
-# the ids resolved; the plain events left that repeat an earlier one's ids, {id: Repeated};
-# the plain events left to plan, read
-Known = tuple[set[int], dict[int, Repeated], list[PendingEvent]]
+Pair = tuple[str, str]  # the userId and anonymousId of an event, as queued
+
+
+class RepeatedPair(NamedTuple):
+    """The plain events left that carry one pair of ids some earlier event left carries."""
+
+    count: int
+    first: datetime.datetime  # the earliest time among them
+    last: datetime.datetime  # the latest
+
+
+class Known(NamedTuple):
+    resolved: int  # events the pass resolved
+    repeated: dict[Pair, RepeatedPair]  # not read: they take the pair's holder once planned
+    planned: list[PendingEvent]  # the other plain events left, read in full
+    unread: list[int]  # the events the planner must read itself
 
 
 def resolve_known(workspace, ids: list[int]) -> Callable[[], Known]:
     """Resolve the qualifying events among these pending ones, and fold them into their
-    contacts' aggregates (aggregates.fold_sql). Returns a function that returns the ids
-    resolved; {id: (userId, anonymousId, time)} of the plain events left that carry exactly
-    the ids of an earlier event left (of any type), which the planner need not read: once
-    it has planned the batch they take the contact holding those ids (`_Batch.run`); and,
-    read in full, the other plain events left, in id order. Inside `sqlbulk.pipelined()`
-    the statement is only sent, and that function waits for it. On SQLite: nothing
-    resolved, nothing repeated, nothing read."""
+    contacts' aggregates (aggregates.fold_sql). Returns a function that returns a `Known`:
+    how many it resolved; by pair of ids, the plain events left that carry exactly the ids
+    of an earlier event left (of any type), which the planner need not read: once it has
+    planned the batch they take the contact holding those ids (`_Batch.run`, and
+    queue.resolve records them in SQL); read in full, the first plain event left of each
+    other pair; and the events the planner must read itself. Inside `sqlbulk.pipelined()`
+    the statement is only sent, and that function waits for it. On SQLite nothing is
+    resolved and the planner reads every event."""
     if connection.vendor != "postgresql":
-        return lambda: (set(), {}, [])
+        return lambda: Known(0, {}, [], list(ids))
     taken = (
         "(SELECT id, holder AS contact_id, '' AS note, timestamp FROM looked"
         " WHERE holder IS NOT NULL) AS taken"
@@ -124,26 +140,30 @@ def resolve_known(workspace, ids: list[int]) -> Callable[[], Known]:
         ), {queue.recorded_sql(taken)}, attached AS (
             SELECT id, holder AS contact_id, type, event, timestamp, channel FROM looked
              WHERE holder IS NOT NULL
-        ), {aggregates.fold_sql("attached")}, unresolved AS (
-            -- the plain events the planner reads: the first with their pair of ids (the
-            -- later ones repeat it)
-            SELECT id, user_id, anonymous_id, plain, timestamp,
-                   plain IS TRUE AND row_number() OVER (
-                       PARTITION BY user_id, anonymous_id ORDER BY id) = 1 AS planned
-              FROM looked WHERE holder IS NULL
+        ), {aggregates.fold_sql("attached")}, unresolved AS MATERIALIZED (
+            SELECT id, user_id, anonymous_id, plain, timestamp FROM looked
+             WHERE holder IS NULL
+        ), firsts AS (
+            -- the first event left of each pair of ids: the later plain ones repeat it
+            SELECT min(id) AS id FROM unresolved GROUP BY user_id, anonymous_id
         )
-        SELECT id, user_id, anonymous_id, plain, timestamp, false,
-               {", ".join(["NULL"] * 9)}, NULL::jsonb, NULL, NULL
-          FROM unresolved WHERE NOT planned
+        SELECT 'repeated', NULL::bigint, user_id, anonymous_id, count(*), min(timestamp),
+               max(timestamp), {", ".join(["NULL"] * 12)}
+          FROM unresolved u
+         WHERE plain AND NOT EXISTS (SELECT 1 FROM firsts f WHERE f.id = u.id)
+         GROUP BY user_id, anonymous_id
         UNION ALL
         -- read again, as pending.read_pending reads them (a plain event has no order
         -- properties or traits): carrying their JSON through the pass cost more
-        SELECT u.id, u.user_id, u.anonymous_id, u.plain, u.timestamp, true,
+        SELECT 'planned', u.id, NULL, NULL, NULL, NULL, NULL,
                e.id, e.message_id, e.type, e.user_id, e.anonymous_id, e.previous_id, e.event,
                NULL, NULL, {context_sql("e")}, e.timestamp
-          FROM unresolved u LEFT {join_events("u.id", EVENT_COLUMNS)}
-         WHERE u.planned
-        ORDER BY id
+          FROM unresolved u JOIN firsts f ON f.id = u.id
+          LEFT {join_events("u.id", EVENT_COLUMNS)}
+         WHERE u.plain
+        UNION ALL
+        SELECT 'resolved', NULL, NULL, NULL, count(*), NULL, NULL, {", ".join(["NULL"] * 12)}
+          FROM looked WHERE holder IS NOT NULL
     """
     params = {
         "ws": workspace.pk,
@@ -157,17 +177,16 @@ def resolve_known(workspace, ids: list[int]) -> Callable[[], Known]:
     fetch = sqlbulk.send(sql, params)
 
     def result() -> Known:
-        rows = fetch()
-        # every id given is queued (read from the queue in this transaction, and the drainer
-        # holds the workspace), so those not returned are the ones resolved
-        unresolved = {row[0] for row in rows}
-        repeated = {
-            event_id: (user, anonymous, timestamp)
-            for event_id, user, anonymous, plain, timestamp, planned, *_ in rows
-            if plain and not planned
-        }
-        # a planned event whose row could not be read is left out: read_pending tries again
-        planned = [from_row(row[6:]) for row in rows if row[6] is not None]
-        return {i for i in ids if i not in unresolved}, repeated, planned
+        resolved, repeated, planned, unread = 0, {}, [], []
+        for kind, event_id, user, anonymous, count, first, last, *event in fetch():
+            if kind == "repeated":
+                repeated[user, anonymous] = RepeatedPair(count, first, last)
+            elif kind == "resolved":
+                resolved = count
+            elif event[0] is None:  # its row could not be read: read_pending tries again
+                unread.append(event_id)
+            else:
+                planned.append(from_row(event))
+        return Known(resolved, repeated, planned, unread)
 
     return result

@@ -122,6 +122,36 @@ def read_first(
     return result
 
 
+def read_repeated(
+    workspace_id: int, ids: list[int], pairs: list[tuple[str, str]], planned: list[int]
+) -> list[PendingEvent]:
+    """PostgreSQL: the plain events of the batch `ids` that carry one of these pairs of ids
+    (userId, anonymousId, as queued) and are not among `planned`, in id order: the events
+    that repeat a pair (known.py) and must be planned after all (resolve._Batch.run)."""
+    if not pairs:
+        return []
+    sql = (
+        f"SELECT {_select_sql()} FROM unnest(%(ids)b::bigint[]) AS ids(id) "
+        f"{join_queue('ids.id')} AND q.plain "
+        "JOIN unnest(%(users)s::text[], %(devices)s::text[]) AS p(user_id, anonymous_id) "
+        "ON p.user_id = q.user_id AND p.anonymous_id = q.anonymous_id "
+        f"{join_events('ids.id', ', '.join(COLUMNS))} "
+        "WHERE NOT EXISTS (SELECT 1 FROM unnest(%(planned)b::bigint[]) AS t(id) "
+        "WHERE t.id = ids.id) ORDER BY e.id"
+    )
+    params = {
+        "ids": sqlbulk.BigIntArray(ids),
+        "ws": workspace_id,
+        "users": [user for user, _ in pairs],
+        "devices": [device for _, device in pairs],
+        "planned": sqlbulk.BigIntArray(planned),
+        **ORDERS,
+        **queue_range(ids),
+    }
+    fetch = sqlbulk.send(sql, params)
+    return [from_row(row) for row in fetch()]
+
+
 def join_queue(id_expr: str) -> str:
     """PostgreSQL: a JOIN to the queue row `q` (routing.py) of the event whose id is `id_expr`,
     one of the batch `queue_range` describes (its parameters). The batch is a run of the

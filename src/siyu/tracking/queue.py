@@ -10,7 +10,7 @@ from django.db import connection
 
 from siyu.core import sqlbulk
 from siyu.core.models import Workspace
-from siyu.tracking import aggregates, routing
+from siyu.tracking import aggregates, pending, routing
 from siyu.tracking.models import Event, QueuedEvent, ResolvedEvent
 
 # (event id, contact id or None, note, the event's time)
@@ -85,27 +85,61 @@ def recorded_sql(rows: str) -> str:
         )"""
 
 
-def resolve(workspace: Workspace, rows: Sequence[Resolution], now: datetime.datetime) -> None:
+# the batch's ids and (userId, anonymousId, contact id) of each pair of ids whose repeating
+# events take that contact (known.py, resolve._Batch.run)
+Paired = tuple[list[int], list[tuple[str, str, int]]]
+
+
+def resolve(
+    workspace: Workspace,
+    rows: Sequence[Resolution],
+    now: datetime.datetime,
+    paired: Paired | None = None,
+) -> None:
     """Record these events' resolutions, take them off the queue and fold those with a
     contact into their contacts' aggregates (aggregates.py): on PostgreSQL one statement for
-    the whole batch, on SQLite per 2,000 and then the fold. A resolution recorded twice
-    fails on its primary key rather than counting an event twice."""
-    if not rows:
+    the whole batch, on SQLite per 2,000 and then the fold. With `paired` (PostgreSQL), the
+    plain events of the batch still queued that carry one of those pairs of ids and are not
+    among `rows` are recorded too, with that pair's contact: the server finds them (they may
+    be most of a batch, which Python then never handles one by one). A resolution recorded
+    twice fails on its primary key rather than counting an event twice."""
+    ids, pairs = paired or ([], [])
+    if not rows and not pairs:
         return
     rows = sorted(rows)  # by event id: the primary key's index is then written in order
     columns = [("id", "int"), ("contact_id", "int"), ("note", "text"), ("timestamp", "ts")]
     if connection.vendor == "postgresql":
         source, params = sqlbulk.named_source(columns, rows, "r")
         sql = f"""
-            WITH {recorded_sql(f"{source} AS v")}, attached AS MATERIALIZED (
+            WITH given AS MATERIALIZED ({source}), paired AS (
+                SELECT ids.id, p.contact_id, '' AS note, q.timestamp
+                  FROM unnest(%(ids)b::bigint[]) AS ids(id) {pending.join_queue("ids.id")}
+                       AND q.plain
+                  JOIN unnest(%(users)s::text[], %(devices)s::text[], %(holders)b::bigint[])
+                       AS p(user_id, anonymous_id, contact_id)
+                    ON p.user_id = q.user_id AND p.anonymous_id = q.anonymous_id
+                 WHERE NOT EXISTS (SELECT 1 FROM given WHERE given.id = ids.id)
+            ), {recorded_sql("(SELECT * FROM given UNION ALL SELECT * FROM paired) AS v")},
+            attached AS MATERIALIZED (
                 SELECT * FROM dequeued WHERE contact_id IS NOT NULL
             ), {aggregates.fold_sql("attached")}
             SELECT 1
         """
-        params |= {"ws": workspace.pk, "now": now, **aggregates.fold_params(workspace)}
+        params |= {
+            "ws": workspace.pk,
+            "now": now,
+            "ids": sqlbulk.BigIntArray(ids if pairs else []),
+            "users": [user for user, _, _ in pairs],
+            "devices": [device for _, device, _ in pairs],
+            "holders": sqlbulk.BigIntArray([holder for _, _, holder in pairs]),
+            **(pending.queue_range(ids) if pairs else {"first": 0, "last": 0}),
+            **aggregates.fold_params(workspace),
+        }
         with sqlbulk.pg_cursor() as cursor:
             cursor.execute(sql, params)
         return
+    if pairs:
+        raise ValueError("resolve(paired=…) is PostgreSQL only")
     insert = (
         f"INSERT INTO {ResolvedEvent._meta.db_table} (event_id, workspace_id, contact_id, "
         "timestamp, note, processed_at) "
@@ -116,6 +150,17 @@ def resolve(workspace: Workspace, rows: Sequence[Resolution], now: datetime.date
     for chunk in sqlbulk.chunks(ids):
         QueuedEvent.objects.filter(workspace_id=workspace.pk, event_id__in=chunk).delete()
     aggregates.fold_processed(workspace, [row[0] for row in rows if row[1] is not None])
+
+
+def queued_among(workspace_id: int, ids: list[int]) -> list[int]:
+    """Those of these ids (in order) whose events are still queued."""
+    if not ids:
+        return []
+    wanted = set(ids)
+    queued = QueuedEvent.objects.filter(
+        workspace_id=workspace_id, event_id__gte=ids[0], event_id__lte=ids[-1]
+    ).values_list("event_id", flat=True)
+    return sorted(i for i in queued if i in wanted)
 
 
 def note_failure(workspace_id: int, event_id: int, text: str) -> None:

@@ -29,10 +29,10 @@ from siyu.core.audit import Actor
 from siyu.core.errors import ValidationError
 from siyu.core.models import Workspace
 from siyu.tracking import aggregates, bulk, products, queue
-from siyu.tracking.known import Repeated, refresh_statistics, resolve_known
+from siyu.tracking.known import Pair, RepeatedPair, refresh_statistics, resolve_known
 from siyu.tracking.models import Event, IngestState, MessageType, ResolvedEvent
 from siyu.tracking.orders import ORDER_EVENTS
-from siyu.tracking.pending import read_first, read_pending
+from siyu.tracking.pending import read_first, read_pending, read_repeated
 from siyu.tracking.pii import PII_KEYS, unseal
 from siyu.tracking.routing import is_plain
 
@@ -241,16 +241,15 @@ def _process_batch(
                 unplain_events, product_rows = first()
                 catalog = products.catalog(workspace, product_rows)
                 parsed = [parse_event(e) for e in unplain_events]
-                known, repeated, planned = known_pass()
+                known = known_pass()
             # plain events repeating an earlier event's ids are not even read, and the pass
             # read the other plain ones it left (PostgreSQL; on SQLite all are read here)
-            taken = known | set(repeated) | {e.pk for e in [*unplain_events, *planned]}
-            rest = [*planned, *read_pending(workspace.pk, [i for i in ids if i not in taken])]
+            rest = [*known.planned, *read_pending(workspace.pk, known.unread)]
             parsed = sorted([*parsed, *map(parse_event, rest)], key=lambda p: p.event.pk)
             fell_back = False
-            if parsed or repeated:
+            if parsed or known.repeated:
                 batch = _Batch(workspace)
-                batch.run(parsed, repeated)
+                batch.run(parsed, known.repeated, ids)
                 fell_back = batch.fell_back
         # what merges and orders touched is rebuilt from raw data (which includes this
         # batch: the resolutions folded it in as they were written)
@@ -259,7 +258,8 @@ def _process_batch(
             products.products_from_batch(workspace, ids)
         else:
             products.record(workspace, catalog)
-    return len(known) + len(parsed) + len(repeated), ids[-1], ids
+    repeated = sum(pair.count for pair in known.repeated.values())
+    return known.resolved + len(parsed) + repeated, ids[-1], ids
 
 
 # --- reading an event --------------------------------------------------------------------------
@@ -489,7 +489,12 @@ class _Batch:
             self.uids(contact_id).add(ident.hash)
 
     # the batch
-    def run(self, parsed: list[Parsed], repeated: dict[int, Repeated] | None = None) -> None:
+    def run(
+        self,
+        parsed: list[Parsed],
+        repeated: dict[Pair, RepeatedPair] | None = None,
+        batch_ids: list[int] | None = None,
+    ) -> None:
         """Resolve these events (parsed, in id order) and write the plan, which folds them
         into their contacts' aggregates as it records their resolutions; the caller then
         recomputes the contacts that merges and orders touched (`aggregates.deferred`).
@@ -498,12 +503,13 @@ class _Batch:
         turn takes that contact without being planned: planning it would decide exactly
         that and nothing else.
 
-        `repeated` are plain events not read ({id: (userId, anonymousId, time)}, from
-        known.resolve_known) whose ids an earlier event of `parsed` carries. Once the others
-        are planned, each takes the one contact that holds its ids: they were held from that
-        earlier event on, and a merge only joins holders. Ids held by two contacts in
-        conflict (which no later event mends) or not usable are planned after the others,
-        read in full, as they would have been in turn."""
+        `repeated` are plain events of the batch `batch_ids` not read, by pair of ids
+        (userId, anonymousId; from known.resolve_known), that an earlier event of `parsed`
+        carries. Once the others are planned, each takes the one contact that holds its
+        pair (queue.resolve finds them): they were held from that earlier event on, and a
+        merge only joins holders. The events of a pair held by two contacts in conflict
+        (which no later event mends) or not usable are read and planned after the others,
+        as they would have been in turn."""
         repeated = repeated or {}
         self.late = 0  # repeated events planned after the others (the tests count them)
         try:
@@ -515,19 +521,25 @@ class _Batch:
                         self.plan_event(p)
                     else:
                         self.plan.attached.append((p.event.pk, holder, p.event.timestamp))
-                late = []
-                holders: dict[tuple[str, str], int | None] = {}  # the plan is final now
-                for event_id, (user, anonymous, timestamp) in sorted(repeated.items()):
-                    if (user, anonymous) not in holders:
-                        holders[user, anonymous] = self.pair_holder(user, anonymous)
-                    holder = holders[user, anonymous]
+                late = []  # the plan is final now
+                for (user, anonymous), pair in sorted(repeated.items()):
+                    holder = self.pair_holder(user, anonymous)
                     if holder is None:
-                        late.append(event_id)
+                        late.append((user, anonymous))
                     else:
-                        self.plan.attached.append((event_id, holder, timestamp))
-                self.late = len(late)
-                for event in read_pending(self.workspace.pk, late):
-                    self.plan_event(parse_event(event))
+                        self.plan.paired.append((user, anonymous, holder, pair.first, pair.last))
+                self.plan.batch_ids = batch_ids or []
+                if late:
+                    pairs = set(late)
+                    planned = [
+                        p.event.pk
+                        for p in parsed
+                        if (p.event.user_id, p.event.anonymous_id) in pairs
+                    ]
+                    events = read_repeated(self.workspace.pk, self.plan.batch_ids, late, planned)
+                    self.late = len(events)
+                    for event in events:
+                        self.plan_event(parse_event(event))
                 # the writes are sent as they are built: the server runs each while Python
                 # builds the next (any error fails the batch, which is then written one by one)
                 with sqlbulk.pipelined():
@@ -537,10 +549,10 @@ class _Batch:
             self.fell_back = True
             events = [p.event for p in parsed]
             if repeated:
-                events = sorted(
-                    [*events, *read_pending(self.workspace.pk, sorted(repeated))],
-                    key=lambda e: e.pk,
-                )
+                taken = {e.pk for e in events}
+                queued = queue.queued_among(self.workspace.pk, batch_ids or [])
+                left = read_pending(self.workspace.pk, [i for i in queued if i not in taken])
+                events = sorted([*events, *left], key=lambda e: e.pk)
             self.one_by_one(events)
 
     def sole_holder(self, p: Parsed) -> int | None:
