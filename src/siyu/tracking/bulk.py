@@ -32,7 +32,7 @@ from siyu.contacts.actions.merge import fill_from, move_owned_rows
 from siyu.contacts.models import PII_KINDS, Contact, Identity, TimelineEntry
 from siyu.core import crypto, sqlbulk
 from siyu.core.models import AuditLog
-from siyu.tracking import queue
+from siyu.tracking import aggregates, queue
 from siyu.tracking.orders import ORDER_COMPLETED, apply_order_event, orders_from_events
 
 if TYPE_CHECKING:
@@ -217,7 +217,9 @@ def write(plan: Plan, batch: "_Batch") -> None:
     # while Python replays the plan and builds the other rows (the caller writes under
     # sqlbulk.pipelined). Contacts written after it widen their seen times, never narrow.
     pairs = [(user, device, cid(ref)) for user, device, ref, _, _ in plan.paired]
-    queue.resolve(workspace, _resolutions(plan, cid, order_errors), now, (plan.batch_ids, pairs))
+    resolutions = _resolutions(plan, cid, order_errors)
+    new_from = min(real.values(), default=aggregates.NO_NEW_CONTACTS)
+    queue.resolve(workspace, resolutions, now, (plan.batch_ids, pairs), new_from)
     replay.run()
     new = [replay.contacts[t] for t in temps]
     for t, contact in zip(temps, new, strict=True):
@@ -232,6 +234,9 @@ def write(plan: Plan, batch: "_Batch") -> None:
             Identity, [_identity(workspace.pk, cid(ref), i) for ref, i in replay.identities]
         )
         _write_history(replay, batch, cid, now)
+        # and before they are sent, while the server folds: sending waits for it
+        while batch.meanwhile:
+            batch.meanwhile.pop(0)()
 
 
 def _write_orders(workspace, actor, plan: Plan, cid) -> dict[int, list[str]]:

@@ -86,8 +86,10 @@ class RepeatedPair(NamedTuple):
     """The plain events left that carry one pair of ids some earlier event left carries."""
 
     count: int
-    first: datetime.datetime  # the earliest time among them
-    last: datetime.datetime  # the latest
+    # the earliest and latest time among them and the first event of the pair, if plain
+    # (planned, it takes the same contact)
+    first: datetime.datetime
+    last: datetime.datetime
 
 
 class Known(NamedTuple):
@@ -140,27 +142,30 @@ def resolve_known(workspace, ids: list[int]) -> Callable[[], Known]:
         ), {queue.recorded_sql(taken)}, attached AS (
             SELECT id, holder AS contact_id, type, event, timestamp, channel FROM looked
              WHERE holder IS NOT NULL
-        ), {aggregates.fold_sql("attached")}, unresolved AS MATERIALIZED (
-            SELECT id, user_id, anonymous_id, plain, timestamp FROM looked
-             WHERE holder IS NULL
-        ), firsts AS (
-            -- the first event left of each pair of ids: the later plain ones repeat it
-            SELECT min(id) AS id FROM unresolved GROUP BY user_id, anonymous_id
+        ), {aggregates.fold_sql("attached")}, pairs AS MATERIALIZED (
+            -- each pair of ids among the events left: its first event, and its plain ones
+            SELECT user_id, anonymous_id, min(id) AS first,
+                   min(id) FILTER (WHERE plain) = min(id) AS first_is_plain,
+                   count(*) FILTER (WHERE plain) AS plain,
+                   min(timestamp) FILTER (WHERE plain) AS earliest,
+                   max(timestamp) FILTER (WHERE plain) AS latest
+              FROM looked WHERE holder IS NULL
+             GROUP BY user_id, anonymous_id
         )
-        SELECT 'repeated', NULL::bigint, user_id, anonymous_id, count(*), min(timestamp),
-               max(timestamp), {", ".join(["NULL"] * 12)}
-          FROM unresolved u
-         WHERE plain AND NOT EXISTS (SELECT 1 FROM firsts f WHERE f.id = u.id)
-         GROUP BY user_id, anonymous_id
+        -- the plain events left after the first of their pair, which repeat its ids
+        SELECT 'repeated', NULL::bigint, user_id, anonymous_id,
+               plain - (first_is_plain IS TRUE)::int, earliest, latest,
+               {", ".join(["NULL"] * 12)}
+          FROM pairs WHERE plain > (first_is_plain IS TRUE)::int
         UNION ALL
-        -- read again, as pending.read_pending reads them (a plain event has no order
-        -- properties or traits): carrying their JSON through the pass cost more
-        SELECT 'planned', u.id, NULL, NULL, NULL, NULL, NULL,
+        -- the first of their pair, when plain: read again, as pending.read_pending reads
+        -- them (a plain event has no order properties or traits): carrying their JSON
+        -- through the pass cost more
+        SELECT 'planned', p.first, NULL, NULL, NULL, NULL, NULL,
                e.id, e.message_id, e.type, e.user_id, e.anonymous_id, e.previous_id, e.event,
                NULL, NULL, {context_sql("e")}, e.timestamp
-          FROM unresolved u JOIN firsts f ON f.id = u.id
-          LEFT {join_events("u.id", EVENT_COLUMNS)}
-         WHERE u.plain
+          FROM pairs p LEFT {join_events("p.first", EVENT_COLUMNS)}
+         WHERE p.first_is_plain
         UNION ALL
         SELECT 'resolved', NULL, NULL, NULL, count(*), NULL, NULL, {", ".join(["NULL"] * 12)}
           FROM looked WHERE holder IS NOT NULL

@@ -80,46 +80,73 @@ ProductRow = tuple[int, str, Any, datetime.datetime]
 
 
 def read_first(
-    workspace_id: int, ids: list[int], product_events: Sequence[str]
-) -> Callable[[], tuple[list[PendingEvent], list[ProductRow]]]:
-    """The batch's events that are read whatever the pass for known people does (known.py),
-    with one read: those it never takes (not plain, as their queue rows say), which the
-    planner reads, and those named one of `product_events`, whose products the batch counts
-    (products.py). Returns a function that returns the first, in id order, and the rows of
-    the second; inside `sqlbulk.pipelined()` the read is only sent, and that function waits
-    for it. On SQLite the planner reads every event after the pass: only the product rows."""
-    names = sorted(product_events)
+    workspace_id: int, ids: list[int], names: Sequence[str]
+) -> Callable[[], tuple[list[PendingEvent], list[int]]]:
+    """What a batch reads before the pass for known people (known.py) takes events off the
+    queue, with one read of its queue rows: in full, the events that are not plain, which
+    the pass never takes and the planner plans, in id order; and the ids of the track events
+    named one of `names` (the product events, whose products the batch counts: `read_named`
+    reads them later). Returns a function that returns both; inside `sqlbulk.pipelined()`
+    the read is only sent, and that function waits for it. On SQLite the planner reads
+    every event after the pass: none here, and every id may be a product event's."""
     if connection.vendor != "postgresql" or not ids:
+        return lambda: ([], list(ids))
+    named = "q.type = %(track)s AND q.event = ANY(%(names)s)"
+    sql = (
+        f"SELECT ids.id, {named}, {_select_sql()} FROM unnest(%(ids)b::bigint[]) AS ids(id) "
+        f"{join_queue('ids.id')} AND (NOT q.plain OR {named}) "
+        f"LEFT {join_events('ids.id', ', '.join(COLUMNS), only='NOT q.plain')} ORDER BY ids.id"
+    )
+    params = {
+        "ids": sqlbulk.BigIntArray(ids),
+        "ws": workspace_id,
+        "track": MessageType.TRACK,
+        "names": sorted(names),
+        **ORDERS,
+        **queue_range(ids),
+    }
+    fetch = sqlbulk.send(sql, params)
+
+    def result() -> tuple[list[PendingEvent], list[int]]:
+        rows = fetch()
+        unplain = [from_row(row[2:]) for row in rows if row[2] is not None]
+        return unplain, [row[0] for row in rows if row[1]]
+
+    return result
+
+
+# (event id, name, properties, time) of a product event (products.py)
+ProductRow = tuple[int, str, Any, datetime.datetime]
+
+
+def read_named(
+    workspace_id: int, ids: list[int], names: Sequence[str]
+) -> Callable[[], list[ProductRow]]:
+    """(id, name, properties, time) of the track events among these named one of `names`
+    (products.py): a function that returns them. On PostgreSQL, inside
+    `sqlbulk.pipelined()`, the read is only sent and that function waits for it."""
+    names = sorted(names)
+    if not ids:
+        return lambda: []
+    if connection.vendor != "postgresql":
         rows = list(
             Event.objects.among(workspace_id, ids)
             .filter(type=MessageType.TRACK, event__in=names)
             .values_list("id", "event", "properties", "timestamp")
         )
-        return lambda: ([], rows)
-    product = "q.type = %(track)s AND q.event = ANY(%(names)s)"
+        return lambda: rows
     sql = (
-        f"SELECT {_select_sql()}, q.plain, CASE WHEN {product} THEN e.properties END "
-        f"FROM unnest(%(ids)b::bigint[]) AS ids(id) {join_queue('ids.id')} "
-        f"AND (NOT q.plain OR {product}) {join_events('ids.id', ', '.join(COLUMNS))} "
-        "ORDER BY e.id"
+        "SELECT e.id, e.event, e.properties, e.timestamp FROM unnest(%(ids)b::bigint[]) AS ids(id) "
+        f"{join_events('ids.id', 'id, type, event, properties, timestamp')} "
+        "WHERE e.type = %(track)s AND e.event = ANY(%(names)s)"
     )
     params = {
         "ids": sqlbulk.BigIntArray(ids),
         "ws": workspace_id,
         "track": MessageType.TRACK,
         "names": names,
-        **ORDERS,
-        **queue_range(ids),
     }
-    fetch = sqlbulk.send(sql, params)
-
-    def result() -> tuple[list[PendingEvent], list[ProductRow]]:
-        rows = fetch()
-        unplain = [from_row(row[:12]) for row in rows if not row[12]]
-        found = [(row[0], row[6], row[13], row[11]) for row in rows if row[13] is not None]
-        return unplain, found
-
-    return result
+    return sqlbulk.send(sql, params)
 
 
 def read_repeated(
@@ -168,15 +195,17 @@ def queue_range(ids: list[int]) -> dict[str, int]:
     return {"first": ids[0], "last": ids[-1]}
 
 
-def join_events(id_expr: str, columns: str) -> str:
+def join_events(id_expr: str, columns: str, only: str = "") -> str:
     """PostgreSQL: a JOIN to the event `e` whose id is `id_expr`, looked up by primary key
     (OFFSET 0 keeps the workspace test, %(ws)s, out of the lookup), with `columns` of it.
     Whatever the statistics say of the workspace's events (a new workspace's are stale after
     its first burst), the plan reads the batch's events, not all of the workspace's: hashing
-    those was most of the reads' time (0.71 s against 0.49 s per 100,000 events)."""
+    those was most of the reads' time (0.71 s against 0.49 s per 100,000 events). `only`: a
+    condition on the outer row for looking the event up at all (with a LEFT JOIN)."""
+    where = f"id = {id_expr}" + (f" AND {only}" if only else "")
     return (
         f"JOIN LATERAL (SELECT workspace_id, {columns} FROM {Event._meta.db_table} "
-        f"WHERE id = {id_expr} OFFSET 0) e ON e.workspace_id = %(ws)s"
+        f"WHERE {where} OFFSET 0) e ON e.workspace_id = %(ws)s"
     )
 
 

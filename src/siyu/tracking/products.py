@@ -1,10 +1,11 @@
 """The product catalog, built from the Segment e-commerce events of each resolver batch. See
 docs/tracking.md, "Products".
 
-A resolver batch reads its product events as it starts (pending.read_first, alongside the pass
-for known people) and folds their products in memory (`catalog`, one row per product); at
-its end, in its transaction, it writes them with one upsert (`record`) if every event of
-the batch was processed, else `products_from_batch` reads the processed ones again.
+A resolver batch reads its product events as it starts (pending.read_named, behind the pass
+for known people) and folds their products in memory while the server writes the batch
+(`catalog`, one row per product); at its end, in its transaction, it writes them with one
+upsert (`record`) if every event of the batch was processed, else `products_from_batch`
+reads the processed ones again.
 
 The attributes follow the latest event by timestamp (ties: the later-received): a later
 event's non-empty values win, an older one arriving late only fills blanks, an empty or

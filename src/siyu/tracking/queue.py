@@ -95,6 +95,7 @@ def resolve(
     rows: Sequence[Resolution],
     now: datetime.datetime,
     paired: Paired | None = None,
+    new_from: int = aggregates.NO_NEW_CONTACTS,
 ) -> None:
     """Record these events' resolutions, take them off the queue and fold those with a
     contact into their contacts' aggregates (aggregates.py): on PostgreSQL one statement for
@@ -102,7 +103,8 @@ def resolve(
     plain events of the batch still queued that carry one of those pairs of ids and are not
     among `rows` are recorded too, with that pair's contact: the server finds them (they may
     be most of a batch, which Python then never handles one by one). A resolution recorded
-    twice fails on its primary key rather than counting an event twice."""
+    twice fails on its primary key rather than counting an event twice. `new_from`: the
+    smallest id of the contacts the batch creates (aggregates.fold_params)."""
     ids, pairs = paired or ([], [])
     if not rows and not pairs:
         return
@@ -133,7 +135,7 @@ def resolve(
             "devices": [device for _, device, _ in pairs],
             "holders": sqlbulk.BigIntArray([holder for _, _, holder in pairs]),
             **(pending.queue_range(ids) if pairs else {"first": 0, "last": 0}),
-            **aggregates.fold_params(workspace),
+            **aggregates.fold_params(workspace, new_from),
         }
         with sqlbulk.pg_cursor() as cursor:
             cursor.execute(sql, params)

@@ -32,7 +32,7 @@ from siyu.tracking import aggregates, bulk, products, queue
 from siyu.tracking.known import Pair, RepeatedPair, refresh_statistics, resolve_known
 from siyu.tracking.models import Event, IngestState, MessageType, ResolvedEvent
 from siyu.tracking.orders import ORDER_EVENTS
-from siyu.tracking.pending import read_first, read_pending, read_repeated
+from siyu.tracking.pending import read_first, read_named, read_pending, read_repeated
 from siyu.tracking.pii import PII_KEYS, unseal
 from siyu.tracking.routing import is_plain
 
@@ -230,34 +230,45 @@ def _process_batch(
             sqlbulk.local_settings(BATCH_WORK_MEM_MB, jit=False)
             refresh_statistics()
             with sqlbulk.pipelined():
-                # The events that always need planning and the batch's product events are
-                # read first, with one read (PostgreSQL), and the pass that resolves (and
-                # folds) the events of people already known is sent right behind it: the
-                # server runs the pass while Python takes those rows, folds the products
-                # and parses the events (sqlbulk.send: a result waits only for itself and
-                # what was sent before it).
+                # The events that always need planning are read first (with the ids of the
+                # product events), and the pass that resolves (and folds) the events of
+                # people already known is sent right behind (PostgreSQL): the server runs
+                # the pass while Python takes those rows and parses them (sqlbulk.send: a
+                # result waits only for itself and what was sent before it). The product
+                # events are read after the pass: Python takes them while the server writes
+                # the batch.
                 first = read_first(workspace.pk, ids, products.PRODUCT_EVENTS)
                 known_pass = resolve_known(workspace, ids)
-                unplain_events, product_rows = first()
-                catalog = products.catalog(workspace, product_rows)
-                parsed = [parse_event(e) for e in unplain_events]
+                unplain, product_ids = first()
+                product_rows = read_named(workspace.pk, product_ids, products.PRODUCT_EVENTS)
+                parsed = [parse_event(e) for e in unplain]
                 known = known_pass()
-            # plain events repeating an earlier event's ids are not even read, and the pass
-            # read the other plain ones it left (PostgreSQL; on SQLite all are read here)
-            rest = [*known.planned, *read_pending(workspace.pk, known.unread)]
-            parsed = sorted([*parsed, *map(parse_event, rest)], key=lambda p: p.event.pk)
+                # plain events repeating an earlier event's ids are not even read, and the
+                # pass read the other plain ones it left
+                parsed += map(parse_event, known.planned)
+            # (on SQLite all are read here)
+            parsed += map(parse_event, read_pending(workspace.pk, known.unread))
+            parsed.sort(key=lambda p: p.event.pk)
+            catalog: list[dict] = []  # the batch's products, folded while the server writes it
+
+            def fold_products() -> None:
+                if not catalog:
+                    catalog.append(products.catalog(workspace, product_rows()))
+
             fell_back = False
             if parsed or known.repeated:
                 batch = _Batch(workspace)
+                batch.meanwhile.append(fold_products)
                 batch.run(parsed, known.repeated, ids)
                 fell_back = batch.fell_back
+            fold_products()  # if the batch did not
         # what merges and orders touched is rebuilt from raw data (which includes this
         # batch: the resolutions folded it in as they were written)
         aggregates.recompute(workspace, touched)
         if fell_back:  # some events may have stayed queued: count the processed ones only
             products.products_from_batch(workspace, ids)
         else:
-            products.record(workspace, catalog)
+            products.record(workspace, catalog[0])
     repeated = sum(pair.count for pair in known.repeated.values())
     return known.resolved + len(parsed) + repeated, ids[-1], ids
 
@@ -441,6 +452,8 @@ class _Batch:
         self.schema = schema_for(workspace)
         self.actor = ACTOR
         self.fell_back = False  # the batch failed and was written event by event
+        # Python work left for the wait while the server writes the batch (bulk.write)
+        self.meanwhile: list[Callable[[], None]] = []
         self.reset()
 
     def reset(self) -> None:
