@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -45,6 +46,7 @@ class Contact(WorkspaceScoped):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="owned_contacts",
+        db_index=False,  # contact_owner_set: most contacts (ingested ones) have no owner
     )
     attributes = models.JSONField(default=dict, blank=True)
     first_seen_at = models.DateTimeField(default=timezone.now)
@@ -61,6 +63,10 @@ class Contact(WorkspaceScoped):
             models.Index(fields=["workspace", "source", "-id"], name="contact_ws_source"),
             models.Index(fields=["workspace", "owner", "-id"], name="contact_ws_owner"),
             models.Index(fields=["workspace", "created_at"], name="contact_ws_created"),
+            # a user's contacts (deleting a user); the owner-less ones are not indexed
+            models.Index(
+                fields=["owner"], condition=Q(owner__isnull=False), name="contact_owner_set"
+            ),
         ]
 
     def __str__(self) -> str:
