@@ -291,6 +291,9 @@ class Ident:
     def __post_init__(self) -> None:
         object.__setattr__(self, "key", (self.kind, self.app_id, self.hash))
 
+    def __hash__(self) -> int:  # equal identifiers have equal keys; cheaper than all fields
+        return hash((self.key, self.attach))
+
     @property
     def masked(self) -> str:
         return mask(self.kind, self.value)
@@ -608,6 +611,15 @@ class _Batch:
     def resolve(self, p: Parsed) -> int | None:
         """The contact of one event, after creating, completing or merging contacts."""
         found = {i: h for i in p.idents if (h := self.holder(i)) is not None}
+        if not found:  # nobody holds its ids yet: a new contact (as below, in fewer steps)
+            unheld = [i for i in p.idents if i.attach]
+            traits = p.traits
+            profile = profile_from_traits(p) if traits else {}
+            attrs = attributes_from_traits(p, self.schema) if traits else {}
+            if not unheld:
+                p.errors.append("no usable identifier: not attached to a contact")
+                return None
+            return self.create(p, unheld, profile, attrs)
         user = next((i for i in p.idents if i.kind == K.USER_ID and i.attach), None)
         ranked = sorted(found, key=lambda i: PRIORITY.index(i.kind))
         ranked_holders = list(dict.fromkeys(found[i] for i in ranked))
