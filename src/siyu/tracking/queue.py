@@ -63,25 +63,27 @@ def has_queued(workspace_id: int, after_id: int = 0) -> bool:
 
 
 def recorded_sql(rows: str) -> str:
-    """PostgreSQL: data-modifying CTEs (for a WITH list) that record the resolutions of the
-    relation `rows` (columns id, contact_id, note, timestamp) and take those events off the
-    queue: `dequeued` returns what the fold reads of each (aggregates.fold_sql: id,
-    contact_id, type, event, timestamp, channel), from its queue row. Parameters: %(ws)s, the
-    workspace id, and %(now)s, when they were processed. The known-people pass and `resolve`
-    both end with it, then fold (the pass folds from its own read of the queue rows)."""
+    """PostgreSQL: data-modifying CTEs (for a WITH list) that take the events of the relation
+    `rows` (columns id, contact_id, note) off the queue and record their resolutions, with
+    each event's time from its queue row: `dequeued` returns what the fold reads of each
+    (aggregates.fold_sql: id, contact_id, type, event, timestamp, channel). Parameters:
+    %(ws)s, the workspace id, and %(now)s, when they were processed. The known-people pass
+    and `resolve` both end with it, then fold (the pass folds from its own read of the queue
+    rows). An event no longer queued gets no resolution; one that has one already fails the
+    statement on the primary key rather than counting an event twice."""
     resolved, queued = ResolvedEvent._meta.db_table, QueuedEvent._meta.db_table
     return f"""
-        done AS (
+        dequeued AS (
+            DELETE FROM {queued} q USING (SELECT id, contact_id, note FROM {rows}) v
+             WHERE q.workspace_id = %(ws)s AND q.event_id = v.id
+            RETURNING q.event_id AS id, v.contact_id, v.note, q.type, q.event, q.timestamp,
+                      q.channel
+        ), done AS (
+            -- runs to completion even where nothing reads it (a data-modifying WITH); in
+            -- id order, so that the primary key's index is written in order
             INSERT INTO {resolved} (event_id, workspace_id, contact_id, timestamp, note,
                                     processed_at)
-            SELECT id, %(ws)s, contact_id, timestamp, note, %(now)s FROM {rows}
-            RETURNING event_id, contact_id, timestamp
-        ), dequeued AS (
-            -- runs to completion even where nothing reads it (a data-modifying WITH)
-            DELETE FROM {queued} q USING done
-             WHERE q.workspace_id = %(ws)s AND q.event_id = done.event_id
-            RETURNING q.event_id AS id, done.contact_id, q.type, q.event, done.timestamp,
-                      q.channel
+            SELECT id, %(ws)s, contact_id, timestamp, note, %(now)s FROM dequeued ORDER BY id
         )"""
 
 
@@ -108,28 +110,37 @@ def resolve(
     ids, pairs = paired or ([], [])
     if not rows and not pairs:
         return
-    rows = sorted(rows)  # by event id: the primary key's index is then written in order
-    columns = [("id", "int"), ("contact_id", "int"), ("note", "text"), ("timestamp", "ts")]
     if connection.vendor == "postgresql":
-        source, params = sqlbulk.named_source(columns, rows, "r")
+        # each event's time comes from its queue row, and most have no note: the notes are
+        # sent for the events that have one
+        noted = [(event_id, note) for event_id, _, note, _ in rows if note]
         sql = f"""
-            WITH given AS MATERIALIZED ({source}), paired AS (
-                SELECT ids.id, p.contact_id, '' AS note, q.timestamp
+            WITH given AS MATERIALIZED (
+                SELECT g.id, g.contact_id, COALESCE(n.note, '') AS note
+                  FROM unnest(%(given)b::bigint[], %(contacts)b::bigint[]) AS g(id, contact_id)
+                  LEFT JOIN unnest(%(noted)b::bigint[], %(notes)s::text[]) AS n(id, note)
+                       ON n.id = g.id
+            ), paired AS (
+                SELECT ids.id, p.contact_id, '' AS note
                   FROM unnest(%(ids)b::bigint[]) AS ids(id) {pending.join_queue("ids.id")}
                        AND q.plain
                   JOIN unnest(%(users)s::text[], %(devices)s::text[], %(holders)b::bigint[])
                        AS p(user_id, anonymous_id, contact_id)
                     ON p.user_id = q.user_id AND p.anonymous_id = q.anonymous_id
                  WHERE NOT EXISTS (SELECT 1 FROM given WHERE given.id = ids.id)
-            ), {recorded_sql("(SELECT * FROM given UNION ALL SELECT * FROM paired) AS v")},
+            ), {recorded_sql("(SELECT * FROM given UNION ALL SELECT * FROM paired) AS r")},
             attached AS MATERIALIZED (
                 SELECT * FROM dequeued WHERE contact_id IS NOT NULL
             ), {aggregates.fold_sql("attached")}
             SELECT 1
         """
-        params |= {
+        params = {
             "ws": workspace.pk,
             "now": now,
+            "given": sqlbulk.BigIntArray([row[0] for row in rows]),
+            "contacts": sqlbulk.BigIntArray([row[1] for row in rows]),
+            "noted": sqlbulk.BigIntArray([event_id for event_id, _ in noted]),
+            "notes": [note for _, note in noted],
             "ids": sqlbulk.BigIntArray(ids if pairs else []),
             "users": [user for user, _, _ in pairs],
             "devices": [device for _, device, _ in pairs],
@@ -142,6 +153,8 @@ def resolve(
         return
     if pairs:
         raise ValueError("resolve(paired=…) is PostgreSQL only")
+    rows = sorted(rows)  # by event id: the primary key's index is then written in order
+    columns = [("id", "int"), ("contact_id", "int"), ("note", "text"), ("timestamp", "ts")]
     insert = (
         f"INSERT INTO {ResolvedEvent._meta.db_table} (event_id, workspace_id, contact_id, "
         "timestamp, note, processed_at) "
