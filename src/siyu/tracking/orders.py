@@ -495,34 +495,35 @@ def orders_from_events(
             for item in _unsaved_items(workspace, order, data)
         ],
     )
-    sqlbulk.insert_rows(
+    # no ids back: inside a pipeline (a resolver batch) nothing waits for these
+    sqlbulk.insert_plain(
         AuditLog,
         [
-            AuditLog(
-                workspace=workspace,
-                actor=actor.user,
-                actor_label=actor.label,
-                action="order.create",
-                object_type="order",
-                object_id=str(order.pk),
-                after=snapshot(order),
-                ip=actor.ip,
-                created_at=now,
-            )
+            {
+                "workspace_id": workspace.pk,
+                "actor_id": actor.user.pk if actor.user else None,
+                "actor_label": actor.label,
+                "action": "order.create",
+                "object_type": "order",
+                "object_id": str(order.pk),
+                "after": snapshot(order),
+                "ip": actor.ip,
+                "created_at": now,
+            }
             for order in orders
         ],
     )
-    sqlbulk.insert_rows(
+    sqlbulk.insert_plain(
         TimelineEntry,
         [
-            TimelineEntry(
-                workspace=workspace,
-                contact_id=order.contact_id,
-                kind="order_placed",
-                data=_placed(order, data),
-                actor_label=actor.label,
-                created_at=now,
-            )
+            {
+                "workspace_id": workspace.pk,
+                "contact_id": order.contact_id,
+                "kind": "order_placed",
+                "data": _placed(order, data),
+                "actor_label": actor.label,
+                "created_at": now,
+            }
             for order, (_, _, data) in zip(orders, new.values(), strict=True)
         ],
     )
