@@ -43,8 +43,9 @@ log = logging.getLogger(__name__)
 # and rollup once per batch that names it. On the ingest benchmark (docs/benchmarks.md,
 # "Ingest"), PostgreSQL: 200,000 events drained in 8.0-8.9 s in batches of 200,000 against
 # 8.9-9.3 s in batches of 100,000 and 9.1-9.5 s of 67,000; 400,000 events in 19.1-20.0 s
-# against 21.6-22.0 s. A batch of 200,000 peaks at about 575 MB of the worker's memory
-# (380 MB at 100,000) and holds the locks of the contacts it changes for its 8 s or so.
+# against 21.6-22.0 s. A batch of 200,000 peaks at about 450 MB of the worker's memory
+# (575 MB before the events repeating a pair of ids stayed on the server) and holds the
+# locks of the contacts it changes for its 5 to 8 s.
 # SQLite: 6,900/s at 2,000 and 10,400-10,700/s at 10,000; it stays smaller because a
 # transaction there takes the one write lock as it begins (settings: IMMEDIATE), so the
 # collection API waits for a whole batch, about a second at 10,000.
