@@ -112,8 +112,7 @@ def resolve_known(workspace, ids: list[int]) -> Callable[[], Known]:
     if connection.vendor != "postgresql":
         return lambda: Known(0, {}, [], list(ids))
     taken = (
-        "(SELECT id, holder AS contact_id, '' AS note, timestamp FROM looked"
-        " WHERE holder IS NOT NULL) AS taken"
+        "(SELECT id, holder AS contact_id, '' AS note FROM looked WHERE holder IS NOT NULL) AS t"
     )
     now = datetime.datetime.now(datetime.UTC)
     sql = f"""

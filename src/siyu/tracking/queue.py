@@ -13,7 +13,8 @@ from siyu.core.models import Workspace
 from siyu.tracking import aggregates, pending, routing
 from siyu.tracking.models import Event, QueuedEvent, ResolvedEvent
 
-# (event id, contact id or None, note, the event's time)
+# (event id, contact id or None, note, the event's time: SQLite's; PostgreSQL's come from the
+# queue rows)
 Resolution = tuple[int, int | None, str, datetime.datetime]
 
 
