@@ -302,7 +302,9 @@ def test_workspaces_are_isolated(cast, send, outsider_collector):
     assert Event.objects.get(workspace=cast.outsider_workspace).contact == theirs
 
 
-def test_an_event_that_fails_stays_pending_and_the_others_go_on(cast, send, monkeypatch):
+@pytest.fixture
+def boom_fails(monkeypatch):
+    """Writing a contact's name "boom" fails (as the database would); returns the undo."""
     from siyu.tracking import bulk
 
     real = bulk._Replay._update
@@ -312,32 +314,26 @@ def test_an_event_that_fails_stays_pending_and_the_others_go_on(cast, send, monk
             raise RuntimeError("database hiccup")
         return real(self, ref, profile, attrs)
 
-    # the batch fails as a whole, then goes event by event: only the bad one stays behind
     monkeypatch.setattr(bulk._Replay, "_update", broken)
+    return lambda: monkeypatch.setattr(bulk._Replay, "_update", real)
+
+
+def test_an_event_that_fails_stays_pending_and_the_others_go_on(cast, send, boom_fails):
+    # the batch fails as a whole, then goes event by event: only the bad one stays behind
     send(msg(userId="u-1"), msg(userId="u-1", traits={"name": "boom"}), msg(userId="u-2"))
     bad = Event.objects.get(traits__name="boom")
     assert bad.status == "pending" and "database hiccup" in bad.note
     assert Event.objects.processed().count() == 2
-    monkeypatch.setattr(bulk._Replay, "_update", real)
+    boom_fails()  # undone
     assert process_pending_events(cast.workspace.pk) == 1  # retried by the next run
     bad.refresh_from_db()
     assert bad.status == "processed" and bad.contact.name == "boom"
 
 
-def test_a_failed_batch_writes_its_repeating_events_one_by_one_too(cast, send, monkeypatch):
+def test_a_failed_batch_writes_its_repeating_events_one_by_one_too(cast, send, boom_fails):
     """The plain events that repeat an earlier event's ids are never read by the batch
     (PostgreSQL: known.py); when the batch fails they are read and written one by one with
     the others."""
-    from siyu.tracking import bulk
-
-    real = bulk._Replay._update
-
-    def broken(self, ref, profile, attrs):
-        if profile.get("name") == "boom":
-            raise RuntimeError("database hiccup")
-        return real(self, ref, profile, attrs)
-
-    monkeypatch.setattr(bulk._Replay, "_update", broken)
     tracks = [msg("track", userId="u-1", anonymousId="a-1", event="E") for _ in range(3)]
     send(
         msg(userId="u-1", anonymousId="a-1"),
