@@ -75,20 +75,17 @@ def read_pending(workspace_id: int, ids: list[int]) -> list[PendingEvent]:
     return [PendingEvent(*row) for row in rows]
 
 
-# (event id, name, properties, time) of a product event (products.py)
-ProductRow = tuple[int, str, Any, datetime.datetime]
-
-
 def read_first(
     workspace_id: int, ids: list[int], names: Sequence[str]
 ) -> Callable[[], tuple[list[PendingEvent], list[int]]]:
     """What a batch reads before the pass for known people (known.py) takes events off the
     queue, with one read of its queue rows: in full, the events that are not plain, which
     the pass never takes and the planner plans, in id order; and the ids of the track events
-    named one of `names` (the product events, whose products the batch counts: `read_named`
-    reads them later). Returns a function that returns both; inside `sqlbulk.pipelined()`
-    the read is only sent, and that function waits for it. On SQLite the planner reads
-    every event after the pass: none here, and every id may be a product event's."""
+    named one of `names` (the product events, whose products the batch counts:
+    products.read_events reads them later). Returns a function that returns both; inside
+    `sqlbulk.pipelined()` the read is only sent, and that function waits for it. On SQLite
+    the planner reads every event after the pass: none here, and every id may be a product
+    event's."""
     if connection.vendor != "postgresql" or not ids:
         return lambda: ([], list(ids))
     named = "q.type = %(track)s AND q.event = ANY(%(names)s)"
@@ -113,40 +110,6 @@ def read_first(
         return unplain, [row[0] for row in rows if row[1]]
 
     return result
-
-
-# (event id, name, properties, time) of a product event (products.py)
-ProductRow = tuple[int, str, Any, datetime.datetime]
-
-
-def read_named(
-    workspace_id: int, ids: list[int], names: Sequence[str]
-) -> Callable[[], list[ProductRow]]:
-    """(id, name, properties, time) of the track events among these named one of `names`
-    (products.py): a function that returns them. On PostgreSQL, inside
-    `sqlbulk.pipelined()`, the read is only sent and that function waits for it."""
-    names = sorted(names)
-    if not ids:
-        return lambda: []
-    if connection.vendor != "postgresql":
-        rows = list(
-            Event.objects.among(workspace_id, ids)
-            .filter(type=MessageType.TRACK, event__in=names)
-            .values_list("id", "event", "properties", "timestamp")
-        )
-        return lambda: rows
-    sql = (
-        "SELECT e.id, e.event, e.properties, e.timestamp FROM unnest(%(ids)b::bigint[]) AS ids(id) "
-        f"{join_events('ids.id', 'id, type, event, properties, timestamp')} "
-        "WHERE e.type = %(track)s AND e.event = ANY(%(names)s)"
-    )
-    params = {
-        "ids": sqlbulk.BigIntArray(ids),
-        "ws": workspace_id,
-        "track": MessageType.TRACK,
-        "names": names,
-    }
-    return sqlbulk.send(sql, params)
 
 
 def read_repeated(

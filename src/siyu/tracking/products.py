@@ -1,7 +1,7 @@
 """The product catalog, built from the Segment e-commerce events of each resolver batch. See
 docs/tracking.md, "Products".
 
-A resolver batch reads its product events as it starts (pending.read_named, behind the pass
+A resolver batch reads its product events as it starts (`read_events`, behind the pass
 for known people) and folds their products in memory while the server writes the batch
 (`catalog`, one row per product); at its end, in its transaction, it writes them with one
 upsert (`record`) if every event of the batch was processed, else `products_from_batch`
@@ -155,27 +155,31 @@ def fold(
 
 
 def read_events(
-    workspace: Workspace, ids: list[int]
+    workspace: Workspace, ids: list[int], processed: bool = True
 ) -> Callable[[], list[tuple[int, str, Any, datetime.datetime]]]:
-    """(id, event, properties, timestamp) of the processed product events among `ids`: a
-    function that returns them. On PostgreSQL, inside `sqlbulk.pipelined()`, the read is only
-    sent and that function waits for it."""
+    """(id, event, properties, timestamp) of the product events among `ids`, the processed
+    ones only unless `processed` is False: a function that returns them. On PostgreSQL,
+    inside `sqlbulk.pipelined()`, the read is only sent and that function waits for it."""
+    if not ids:
+        return lambda: []
     names = sorted(PRODUCT_EVENTS)
     if connection.vendor != "postgresql":
+        events = Event.objects.among(workspace.pk, ids)
+        events = events.processed() if processed else events
         rows = list(
-            Event.objects.among(workspace.pk, ids)
-            .processed()
-            .filter(type=MessageType.TRACK, event__in=names)
-            .values_list("id", "event", "properties", "timestamp")
+            events.filter(type=MessageType.TRACK, event__in=names).values_list(
+                "id", "event", "properties", "timestamp"
+            )
         )
         return lambda: rows
-    resolved = ResolvedEvent._meta.db_table
     sql = (
         "SELECT e.id, e.event, e.properties, e.timestamp FROM unnest(%(ids)b::bigint[]) AS ids(id) "
         f"{join_events('ids.id', 'id, type, event, properties, timestamp')} "
-        "WHERE e.type = %(track)s AND e.event = ANY(%(names)s) "
-        f"AND EXISTS (SELECT 1 FROM {resolved} r WHERE r.event_id = e.id)"
+        "WHERE e.type = %(track)s AND e.event = ANY(%(names)s)"
     )
+    if processed:
+        resolved = ResolvedEvent._meta.db_table
+        sql += f" AND EXISTS (SELECT 1 FROM {resolved} r WHERE r.event_id = e.id)"
     params = {
         "ids": sqlbulk.BigIntArray(ids),
         "ws": workspace.pk,

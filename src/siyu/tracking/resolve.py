@@ -32,7 +32,7 @@ from siyu.tracking import aggregates, bulk, products, queue
 from siyu.tracking.known import Pair, RepeatedPair, refresh_statistics, resolve_known
 from siyu.tracking.models import Event, IngestState, MessageType, ResolvedEvent
 from siyu.tracking.orders import ORDER_EVENTS
-from siyu.tracking.pending import read_first, read_named, read_pending, read_repeated
+from siyu.tracking.pending import read_first, read_pending, read_repeated
 from siyu.tracking.pii import PII_KEYS, unseal
 from siyu.tracking.routing import is_plain
 
@@ -241,7 +241,7 @@ def _process_batch(
                 first = read_first(workspace.pk, ids, products.PRODUCT_EVENTS)
                 known_pass = resolve_known(workspace, ids)
                 unplain, product_ids = first()
-                product_rows = read_named(workspace.pk, product_ids, products.PRODUCT_EVENTS)
+                product_rows = products.read_events(workspace, product_ids, processed=False)
                 parsed = [parse_event(e) for e in unplain]
                 known = known_pass()
                 # plain events repeating an earlier event's ids are not even read, and the

@@ -3,22 +3,22 @@ rows queued before this migration get it from their events."""
 
 from django.db import migrations, models
 
-CHUNK = 1000
-
 
 def backfill(apps, schema_editor):
-    """The events still queued: their routing fields, by the same rules as new rows."""
-    from siyu.tracking.routing import for_event
+    """The events still queued: their routing fields, by the same rules as new rows (the
+    collection API's SQL), with one statement however long the queue."""
+    from siyu.tracking import routing
 
-    Queued = apps.get_model("tracking", "QueuedEvent")
-    Event = apps.get_model("tracking", "Event")
-    ids = list(Queued.objects.order_by("event_id").values_list("event_id", flat=True))
-    for start in range(0, len(ids), CHUNK):
-        chunk = ids[start : start + CHUNK]
-        for event in Event.objects.filter(pk__in=chunk):
-            Queued.objects.filter(workspace_id=event.workspace_id, event_id=event.pk).update(
-                **for_event(event)
-            )
+    queued = apps.get_model("tracking", "QueuedEvent")._meta.db_table
+    events = apps.get_model("tracking", "Event")._meta.db_table
+    columns = ", ".join(routing.COLUMNS)
+    with schema_editor.connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {queued} SET ({columns}) = (SELECT {routing.select_sql('e')} "
+            f"FROM {events} e WHERE e.id = {queued}.event_id) "
+            # a row whose event is gone keeps the defaults
+            f"WHERE EXISTS (SELECT 1 FROM {events} e WHERE e.id = {queued}.event_id)"
+        )
 
 
 class Migration(migrations.Migration):
